@@ -1,0 +1,1 @@
+"""The ``melp`` command line: one module per subcommand (see :mod:`melp.cli.main`)."""
