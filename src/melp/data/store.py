@@ -294,7 +294,7 @@ def build_store(
     try:
         for k in range(n_shards):
             chunk = items[k * shard_size : (k + 1) * shard_size]
-            npy, jsonl, skip = _shard_paths(root, k)
+            _, jsonl, skip = _shard_paths(root, k)
             if _shard_done(root, k):
                 ids = [row["id"] for row in _read_jsonl(jsonl)]
                 skipped = json.loads(skip.read_text(encoding="utf-8"))
