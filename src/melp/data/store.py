@@ -302,15 +302,17 @@ def build_store(
                 n_kept += len(ids)
                 bar.update(len(chunk))
             else:
-                kept, skipped = [], {}
+                kept: list[Record] = []
+                skipped = {}
                 for result in _imap(_Guarded(process), chunk, workers, pool):
                     bar.update(1)
-                    reason = result.reason if isinstance(result, Skip) else None
-                    if reason is None and result.id in seen:
+                    if isinstance(result, Skip):
+                        reason: str | None = result.reason
+                    elif result.id in seen:
                         reason = "duplicate id"
-                    if reason is None:
+                    else:
                         reason = validate_record(result, n_samples=n_samples, dtype=np_dtype)
-                    if reason is None:
+                    if reason is None and isinstance(result, Record):
                         seen.add(result.id)
                         kept.append(result)
                     else:
