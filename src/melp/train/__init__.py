@@ -1,1 +1,1 @@
-"""melp.train."""
+"""melp.train: distributed helpers, optimiser and schedule, training loop, checkpoints."""
