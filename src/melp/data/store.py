@@ -6,6 +6,7 @@ Layout of a store directory::
     shards/00000.npy         # (n_k, 12, T) float16/float32 signals of shard k, leads in STANDARD_LEADS order
     shards/00000.jsonl       # one JSON object per kept record of shard k (id, patient_id, source, report, labels, ...)
     shards/00000.skip.json   # {record_id: reason} for the records of shard k that were skipped
+    build.json               # the build's settings; a resumed build must use the same ones
 
 Items (the lightweight descriptions of records a reader lists up front) are cut into fixed-size
 shards in their listed order. A shard is written to temporary names and renamed into place, so
@@ -234,6 +235,21 @@ def _write_shard(root: Path, k: int, kept: list[Record], skipped: dict[str, str]
     _atomic_write_text(skip, json.dumps(skipped, ensure_ascii=False, indent=0))  # written last: marks the shard done
 
 
+def _check_build(root: Path, settings: dict[str, Any]) -> None:
+    """Record the build's settings, or refuse to resume a build that used different ones."""
+    path = root / "build.json"
+    if path.is_file():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k))
+        if changed:
+            raise ValueError(
+                f"{root} holds an unfinished build with different settings ({', '.join(changed)}); "
+                "re-run with the same settings to resume, or remove the folder to start again"
+            )
+    else:
+        _atomic_write_text(path, json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
+
+
 def _shard_done(root: Path, k: int) -> bool:
     return all(p.is_file() for p in _shard_paths(root, k))
 
@@ -282,6 +298,8 @@ def build_store(
         raise ValueError(f"fs × seconds = {fs * seconds} is not a whole number of samples")
     np_dtype = np.dtype(dtype)
     (root / "shards").mkdir(parents=True, exist_ok=True)
+    settings = {"source": source, "fs": fs, "seconds": seconds, "dtype": dtype, "shard_size": shard_size}
+    _check_build(root, {**settings, "n_items": len(items), "options": json.loads(json.dumps(options or {}))})
     n_shards = max(1, -(-len(items) // shard_size))
     seen: set[str] = set()
     n_kept = n_skipped = 0
@@ -316,7 +334,9 @@ def build_store(
                         seen.add(result.id)
                         kept.append(result)
                     else:
-                        key = result.id if result.id not in skipped else f"{result.id}#{len(skipped)}"
+                        key, n = result.id, 1
+                        while key in skipped or key in skipped_all:
+                            key, n = f"{result.id}#{n}", n + 1
                         skipped[key] = reason
                         logger.debug("skipped %s: %s", result.id, reason)
                 _write_shard(root, k, kept, skipped, n_samples=n_samples, dtype=np_dtype)

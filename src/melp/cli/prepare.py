@@ -1,0 +1,98 @@
+"""``melp prepare``: a raw public ECG dataset → a memory-mapped store (issue 2, item 3; design.md "The store").
+
+Examples::
+
+    melp prepare ptbxl --root data/ptb-xl-1.0.3 --out stores/ptbxl --workers 4
+    melp prepare mimic-iv-ecg --root data/mimic-iv-ecg-1.0 --out stores/mimic --fs 100 --workers 16
+
+Re-running the same command after an interruption resumes at the first unwritten shard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import logging
+import re
+from pathlib import Path
+
+COMMAND = "prepare"
+HELP = "Turn a raw public ECG dataset (as downloaded) into a memory-mapped melp store."
+DATASETS = ("mimic-iv-ecg", "ptbxl", "cpsc2018", "cinc2021", "code15")
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", choices=DATASETS, metavar="DATASET", help=f"one of: {', '.join(DATASETS)}")
+    parser.add_argument("--root", type=Path, required=True, help="the dataset's folder, as downloaded")
+    parser.add_argument("--out", type=Path, required=True, help="store folder to write (an unfinished one is resumed)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--fs", type=int, default=500, help="target sampling rate in Hz (default 500)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="target length in seconds (default 10)")
+    parser.add_argument("--split-csv", type=Path, help="MELP-style split file: take its records and labels (ptbxl, cpsc2018, cinc2021)")
+    parser.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="stored sample type (default float16)")
+    parser.add_argument("--shard-size", type=int, default=4096, help="records per shard (memory and resume granularity)")
+    parser.add_argument("--limit", type=int, help="prepare only the first N records (for a trial run)")
+    parser.add_argument("--crop", choices=("start", "centre"), default="start", help="part of a longer record kept (default start)")
+    parser.add_argument("--max-pad-seconds", type=float, default=1.0, help="longest zero-padding of a short record; shorter ones are skipped (default 1)")
+    parser.add_argument("--unitless", choices=("keep", "skip"), default="keep", help="records without a voltage unit (NU): keep values or skip (default keep)")
+    parser.add_argument("--max-gap-seconds", type=float, default=0.1, help="longest NaN/Inf gap that is interpolated (default 0.1)")
+    parser.add_argument("--max-nan-fraction", type=float, default=0.01, help="largest share of NaN/Inf samples interpolated (default 0.01)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _summarise(manifest: dict) -> str:
+    """One line per kind of skip reason (numbers in a reason are replaced by N to group them)."""
+    reasons = collections.Counter(re.sub(r"\d+(\.\d+)?", "N", reason) for reason in manifest["skipped"].values())
+    return "\n".join(f"  {count:>8}  {reason}" for reason, count in reasons.most_common(10))
+
+
+def run(args: argparse.Namespace) -> int:
+    from melp.data.readers import get_reader
+    from melp.data.signal import SignalPolicy
+    from melp.data.store import build_store
+
+    if not args.root.is_dir():
+        raise SystemExit(f"--root {args.root} is not a folder")
+    if args.workers < 1 or args.shard_size < 1:
+        raise SystemExit("--workers and --shard-size must be at least 1")
+    policy = SignalPolicy(
+        fs=args.fs,
+        seconds=args.seconds,
+        crop=args.crop,
+        max_pad_seconds=args.max_pad_seconds,
+        unitless=args.unitless,
+        max_gap_seconds=args.max_gap_seconds,
+        max_nan_fraction=args.max_nan_fraction,
+    )
+    reader = get_reader(args.dataset)
+    logger.info("listing %s records under %s", args.dataset, args.root)
+    items = reader.list_items(args.root, args.split_csv)
+    if args.limit is not None:
+        items = items[: args.limit]
+    options = {
+        "dataset": args.dataset,
+        "root": str(args.root.resolve()),
+        "split_csv": str(args.split_csv.resolve()) if args.split_csv else None,
+        "limit": args.limit,
+        "policy": {k: getattr(policy, k) for k in policy.__dataclass_fields__},
+    }
+    store = build_store(
+        args.out,
+        items,
+        reader.processor(policy),
+        fs=args.fs,
+        seconds=args.seconds,
+        source=reader.source,
+        options=options,
+        workers=args.workers,
+        shard_size=args.shard_size,
+        dtype=args.dtype,
+        progress=not args.no_progress,
+    )
+    m = store.manifest
+    logger.info("%s: read %d, kept %d, skipped %d records → %s", args.dataset, m["n_read"], m["n_kept"], m["n_skipped"], args.out)
+    if m["n_skipped"]:
+        logger.info("skip reasons (all in %s):\n%s", args.out / "manifest.json", _summarise(m))
+    return 0
