@@ -1,0 +1,98 @@
+"""Report-generation metrics (issue "Evaluation", item 5): BLEU-4, ROUGE-L and a label-level clinical score.
+
+- BLEU-4: ``sacrebleu.corpus_bleu`` (13a tokenisation, one reference per record), reported on a 0-1 scale.
+- ROUGE-L: ``rouge_score`` F-measure per report, averaged.
+- Clinical score: the :mod:`melp.eval.labeller` findings of each generated report against those of its
+  reference. Micro precision/recall/F1 pool the true/false positives of every report; macro values
+  average the per-finding precision/recall/F1 over the findings present in at least one reference
+  (findings that appear only in generated reports count as false positives in the micro score and
+  are listed). Reports with no finding on either side add nothing to the clinical counts.
+
+All of them get bootstrap intervals over records (same seed protocol as :mod:`melp.eval.bootstrap`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import sacrebleu
+from rouge_score import rouge_scorer
+
+from melp.eval.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, BootstrapResult, bootstrap
+from melp.eval.labeller import label_report
+
+
+def _f1(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r > 0 else 0.0
+
+
+def _prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
+    p = tp / (tp + fp) if tp + fp > 0 else 0.0
+    r = tp / (tp + fn) if tp + fn > 0 else 0.0
+    return p, r, _f1(p, r)
+
+
+def clinical_counts(generated: Sequence[set[str]], reference: Sequence[set[str]]) -> tuple[list[str], np.ndarray]:
+    """Per-record, per-finding TP/FP/FN counts: codes (K,) and an array (N, K, 3)."""
+    codes = sorted(set().union(*generated, *reference)) if len(generated) else []
+    counts = np.zeros((len(generated), len(codes), 3), dtype=np.int64)
+    index = {c: k for k, c in enumerate(codes)}
+    for i, (g, r) in enumerate(zip(generated, reference)):
+        for c in g & r:
+            counts[i, index[c], 0] = 1
+        for c in g - r:
+            counts[i, index[c], 1] = 1
+        for c in r - g:
+            counts[i, index[c], 2] = 1
+    return codes, counts
+
+
+def clinical_scores(codes: Sequence[str], counts: np.ndarray) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Micro/macro precision, recall, F1 from :func:`clinical_counts`, and per-finding values."""
+    total = counts.sum(axis=0)  # (K, 3)
+    micro_p, micro_r, micro_f1 = _prf(*total.sum(axis=0).tolist())
+    per_code = {}
+    for k, code in enumerate(codes):
+        tp, fp, fn = total[k].tolist()
+        p, r, f = _prf(tp, fp, fn)
+        per_code[code] = {"precision": p, "recall": r, "f1": f, "n_ref": int(tp + fn), "n_gen": int(tp + fp)}
+    in_ref = [v for v in per_code.values() if v["n_ref"] > 0]
+    macro = {
+        f"clinical_macro_{m}": float(np.mean([v[m] for v in in_ref])) if in_ref else 0.0
+        for m in ("precision", "recall", "f1")
+    }
+    return {
+        "clinical_micro_precision": micro_p,
+        "clinical_micro_recall": micro_r,
+        "clinical_micro_f1": micro_f1,
+        **macro,
+    }, per_code
+
+
+def generation_metrics(
+    generated: Sequence[str],
+    references: Sequence[str],
+    *,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> tuple[dict[str, float], dict[str, dict[str, float]], BootstrapResult]:
+    """BLEU-4, ROUGE-L and clinical scores, per-finding clinical scores, and their bootstrap intervals."""
+    if len(generated) != len(references):
+        raise ValueError(f"{len(generated)} generated reports for {len(references)} references")
+    if not generated:
+        raise ValueError("no reports to score")
+    gen, ref = list(generated), list(references)
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    rouge = np.array([scorer.score(r, g)["rougeL"].fmeasure for g, r in zip(gen, ref)])
+    codes, counts = clinical_counts([label_report(g) for g in gen], [label_report(r) for r in ref])
+
+    def statistic(idx: np.ndarray) -> dict[str, float]:
+        bleu = sacrebleu.corpus_bleu([gen[i] for i in idx], [[ref[i] for i in idx]]).score / 100.0
+        clinical, _ = clinical_scores(codes, counts[idx])
+        return {"bleu4": bleu, "rouge_l": float(rouge[idx].mean()), **clinical}
+
+    everything = np.arange(len(gen))
+    metrics = statistic(everything)
+    _, per_code = clinical_scores(codes, counts)
+    return metrics, per_code, bootstrap(len(gen), statistic, n_resamples=n_resamples, seed=seed)
