@@ -58,7 +58,7 @@ def class_prompts(classes: Sequence[str], bank: PromptBank) -> dict[str, list[st
     """The prompts of each class, matched by name (see the module docstring); raises if any class has none."""
     by_norm: dict[str, str] = {}
     for name in bank:
-        by_norm.setdefault(_normalise_name(name), name)
+        by_norm.setdefault(_normalise_key(name), name)
     out: dict[str, list[str]] = {}
     missing: list[str] = []
     for code in classes:
