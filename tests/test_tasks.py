@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -72,6 +74,8 @@ def test_label_matrix_known_answer() -> None:
     expected[3, [8, 0]] = 1
     assert labels.dtype == np.float32
     np.testing.assert_array_equal(labels, expected)
+    meta.index = [10, 4, 7, 1, 3]  # a filtered meta frame keeps its row order, not its index
+    np.testing.assert_array_equal(label_matrix(meta, "cpsc2018"), expected)
 
 
 def test_label_matrix_ignores_label_order_and_follows_class_order() -> None:
@@ -226,3 +230,15 @@ def test_split_argument_errors() -> None:
         split_indices(meta, "random")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="sum < 1"):
         split_indices(meta, "patient", val_fraction=0.6, test_fraction=0.5)
+
+
+@pytest.mark.realdata
+def test_real_ptbxl_super_split_labels_by_name(shared_data: Path) -> None:
+    csv = pd.read_csv(shared_data / "ptbxl-subset" / "ptbxl_super_class_train.csv")
+    task = get_task("ptbxl_super")
+    meta = pd.DataFrame({"labels_super": csv["super_class"].map(ast.literal_eval), "strat_fold": csv["strat_fold"]})
+    labels = label_matrix(meta, task)
+    np.testing.assert_array_equal(labels, csv[list(task.classes)].to_numpy(np.float32))
+    assert set(split_indices(meta)["train"]) == set(range(len(csv)))  # the train file holds folds 1-8 only
+    idx = subset_indices(labels, 0.01, seed=0)
+    assert len(idx) == round(0.01 * len(csv)) and (labels[idx].sum(axis=0) >= 1).all()

@@ -83,7 +83,7 @@ class ECGDataset(Dataset[dict[str, Any]]):
         row = int(self.indices[position])
         if self._signals is None:
             self._signals = open_store(self.path).signals
-        ecg = np.array(self._signals[row], dtype=np.float32)  # (12, T)
+        ecg = _float32_copy(self._signals[row])  # (12, T)
         if self.transform is not None:
             ecg = self.transform(ecg)
         item: dict[str, Any] = {
@@ -107,6 +107,13 @@ class ECGDataset(Dataset[dict[str, Any]]):
         state = self.__dict__.copy()
         state["_signals"] = None
         return state
+
+
+def _float32_copy(signal: np.ndarray) -> np.ndarray:
+    """A float32 copy of one stored record (torch casts float16 ~20× faster than numpy here)."""
+    if signal.dtype == np.float16:
+        return torch.from_numpy(np.array(signal)).to(torch.float32).numpy()
+    return np.array(signal, dtype=np.float32)
 
 
 def _reseed_all(dataset: Any, seed: list[int]) -> None:

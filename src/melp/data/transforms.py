@@ -85,7 +85,9 @@ class Normalize:
             lo = x.min(axis=(-2, -1), keepdims=True)  # (..., 1, 1)
             hi = x.max(axis=(-2, -1), keepdims=True)  # (..., 1, 1)
             _check_finite(hi - lo, name="Normalize(minmax)")
-            return ((x - lo) / (hi - lo + np.float32(self.eps))).astype(np.float32, copy=False)
+            out = np.subtract(x, lo, dtype=np.float32)
+            out /= hi - lo + np.float32(self.eps)
+            return out
         if self.method == "zscore":
             mean = x.mean(axis=-1, keepdims=True, dtype=np.float64)  # (..., C, 1)
             std = x.std(axis=-1, keepdims=True, dtype=np.float64)  # (..., C, 1)
@@ -123,8 +125,10 @@ class RandomLeadMask:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = _as_signal(x, name="RandomLeadMask")
-        kept = self.rng.random(x.shape[:-1]) < self.keep  # (..., C)
-        return np.where(kept[..., None], x, np.float32(self.value))
+        dropped = self.rng.random(x.shape[:-1]) >= self.keep  # (..., C)
+        out = x.copy()
+        out[dropped] = self.value
+        return out
 
     def __repr__(self) -> str:
         return f"RandomLeadMask(keep={self.keep}, value={self.value})"
