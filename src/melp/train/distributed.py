@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 import torch.nn.functional as F
 from torch.distributed import _functional_collectives as funcol
 
@@ -193,16 +194,25 @@ def _pad_to(x: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return F.pad(x, pad) if any(pad) else x
 
 
+def _autograd_all_gather(x: torch.Tensor) -> torch.Tensor:
+    """All-gather along dim 0 whose backward sums gradients over ranks (newest torch API available)."""
+    world = dist.group.WORLD
+    if world is None:
+        raise RuntimeError("no default process group; call init_distributed() first")
+    for name in ("all_gather_single_autograd", "all_gather_tensor_autograd"):
+        gather = getattr(funcol, name, None)
+        if gather is not None:
+            return gather(x, 0, world)
+    return torch.cat(dist_nn.all_gather(x, group=world), dim=0)
+
+
 def _gather_padded(x: torch.Tensor, shapes: list[torch.Size], *, with_grad: bool) -> torch.Tensor:
     max_shape = torch.Size(max(s[d] for s in shapes) for d in range(x.dim()))
     padded = _pad_to(x, max_shape).contiguous()
     if max_shape[0] == 0:
         return padded
     if with_grad:
-        world = dist.group.WORLD
-        if world is None:
-            raise RuntimeError("no default process group; call init_distributed() first")
-        gathered = funcol.all_gather_tensor_autograd(padded, gather_dim=0, group=world)
+        gathered = _autograd_all_gather(padded)
     else:
         parts = [torch.empty_like(padded) for _ in shapes]
         dist.all_gather(parts, padded)
