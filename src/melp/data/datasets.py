@@ -12,7 +12,9 @@ converts it to a float32 copy before the transform, so the store is never modifi
 Reproducible lead masking with DataLoader workers: pass ``worker_init_fn=seed_worker`` and a seeded
 ``generator=torch.Generator().manual_seed(s)`` to the DataLoader. Each worker then reseeds the
 dataset's transform from its own ``torch.utils.data.get_worker_info().seed``, so workers draw
-different masks and a run is repeatable for a given seed and number of workers.
+different masks and a run is repeatable for a given seed and number of workers. For masks that do
+not depend on the number of workers either, reseed per item from ``(seed, epoch, position)`` with
+:meth:`ECGDataset.reseed` (as :class:`melp.train.sampler.EpochSeededDataset` does).
 """
 
 from __future__ import annotations

@@ -119,8 +119,8 @@ class RandomLeadMask:
         self.value = float(value)
         self.rng = np.random.default_rng(seed)
 
-    def reseed(self, seed: int | Sequence[int]) -> None:
-        """Restart the random stream from ``seed`` (an int or a sequence of ints)."""
+    def reseed(self, seed: int | Sequence[int] | np.random.SeedSequence) -> None:
+        """Restart the random stream from ``seed`` (an int, a sequence of ints or a SeedSequence)."""
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -176,7 +176,7 @@ class Compose:
         random_members = [t for t in self.transforms if hasattr(t, "reseed")]
         children = np.random.SeedSequence(seed).spawn(len(random_members))
         for transform, child in zip(random_members, children):
-            transform.reseed(child.generate_state(4).tolist())  # type: ignore[attr-defined]
+            transform.reseed(child)  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
         return "Compose(" + ", ".join(repr(t) for t in self.transforms) + ")"
