@@ -5,14 +5,21 @@ of ``world_size`` (no duplicated records, unlike padding; every rank gets the sa
 samples, so no rank waits for another at the end of an epoch), and gives rank ``r`` the elements
 ``r, r + world_size, ...``. ``set_position(epoch, start)`` skips the first ``start`` samples of the
 rank's shard, so a run resumed mid-epoch sees exactly the samples an uninterrupted run would.
+
+:class:`EpochSeededDataset` makes the random transforms (lead masking) a function of
+``(seed, epoch, record)`` alone, so the masks do not depend on the number of DataLoader workers,
+the rank that reads a record, or where a run was interrupted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import bisect
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Dataset, Sampler
 
 
 class ResumableDistributedSampler(Sampler[int]):
@@ -70,3 +77,35 @@ class ResumableDistributedSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.per_rank - self.start
+
+
+class EpochSeededDataset(Dataset[dict[str, Any]]):
+    """The concatenation of datasets whose transforms are reseeded from ``(seed, epoch, position)`` per item.
+
+    Args:
+        datasets: datasets with ``reseed(seed)`` (e.g. :class:`melp.data.datasets.ECGDataset`),
+            served one after the other.
+        seed: base seed.
+    """
+
+    def __init__(self, *, datasets: Sequence[Any], seed: int) -> None:
+        if not datasets:
+            raise ValueError("EpochSeededDataset needs at least one dataset")
+        for dataset in datasets:
+            if not hasattr(dataset, "reseed"):
+                raise TypeError(f"{type(dataset).__name__} has no reseed(seed) method")
+        self.datasets = list(datasets)
+        self.offsets = list(itertools.accumulate(len(d) for d in self.datasets))
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        if not 0 <= position < len(self):
+            raise IndexError(f"position {position} outside [0, {len(self)})")
+        k = bisect.bisect_right(self.offsets, position)
+        dataset = self.datasets[k]
+        dataset.reseed([self.seed, self.epoch, position])
+        return dataset[position - (self.offsets[k - 1] if k else 0)]

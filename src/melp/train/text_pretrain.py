@@ -21,10 +21,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
+from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
 
 from melp.config import save_config
 from melp.data import open_store
+from melp.models.tokenizer import build_bert_config, load_tokenizer, train_wordpiece_tokenizer
 from melp.train.config import TextPretrainConfig
 from melp.train.optim import build_optimizer
 from melp.train.schedule import build_scheduler
@@ -61,11 +62,11 @@ def bert_config(size: str, *, vocab_size: int, pad_token_id: int) -> BertConfig:
     if size not in BERT_SIZES:
         raise ValueError(f"unknown BERT size {size!r}; expected one of {sorted(BERT_SIZES)}")
     hidden, layers, heads, ffn, _ = BERT_SIZES[size]
-    return BertConfig(
+    return build_bert_config(
         vocab_size=vocab_size,
         hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
+        num_layers=layers,
+        num_heads=heads,
         intermediate_size=ffn,
         max_position_embeddings=MAX_POSITIONS,
         pad_token_id=pad_token_id,
@@ -74,12 +75,11 @@ def bert_config(size: str, *, vocab_size: int, pad_token_id: int) -> BertConfig:
 
 def _build(cfg: TextPretrainConfig, texts: list[str]) -> tuple[Any, BertForMaskedLM]:
     if cfg.init_from:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.init_from)
+        tokenizer = load_tokenizer(cfg.init_from)
         model = BertForMaskedLM.from_pretrained(cfg.init_from)
+        model.resize_token_embeddings(len(tokenizer))
         logger.info("continuing %s (vocabulary %d, its own tokenizer)", cfg.init_from, len(tokenizer))
         return tokenizer, model
-    from melp.models.tokenizer import train_wordpiece_tokenizer
-
     vocab_size = cfg.vocab_size or BERT_SIZES[cfg.size][4]
     tokenizer = train_wordpiece_tokenizer(texts, vocab_size=vocab_size)
     torch.manual_seed(cfg.seed)
