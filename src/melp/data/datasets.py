@@ -95,7 +95,7 @@ class ECGDataset(Dataset[dict[str, Any]]):
             "index": row,
         }
         if self.labels is not None:
-            item["labels"] = torch.from_numpy(self.labels[position])
+            item["labels"] = torch.from_numpy(self.labels[position].copy())  # (C,)
         return item
 
     def reseed(self, seed: int | Sequence[int]) -> None:
