@@ -215,6 +215,8 @@ def test_patient_split_has_no_leakage_and_is_seeded() -> None:
     all_idx = np.concatenate(list(splits.values()))
     np.testing.assert_array_equal(np.sort(all_idx), np.arange(len(meta)))
     known = {name: set(patients[idx]) - {""} for name, idx in splits.items()}
+    unknown_split = {name for name, idx in splits.items() if (idx < 40).any()}
+    assert len(unknown_split) > 1  # records without a patient are not lumped together as one patient
     assert not (known["train"] & known["val"] or known["train"] & known["test"] or known["val"] & known["test"])
     for name, target in (("val", 0.1), ("test", 0.1), ("train", 0.8)):
         assert abs(len(splits[name]) / len(meta) - target) < 0.03

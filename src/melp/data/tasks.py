@@ -43,11 +43,12 @@ Subsets and splits
 
 :func:`subset_indices` draws the 1 % / 10 % / 100 % training subsets of the linear-probe protocol
 with a seed. The reference's ``sample(frac=...)`` is unstratified and can lose rare classes; here
-a seeded ordering of all records puts first one positive of every class (rarest class first),
-then the remaining records interleaved so every prefix keeps each stratum (a record's rarest
-class, or "no label") in proportion ±1. A subset is a prefix of that ordering, so for one seed the
-subsets are **nested** (1 % ⊂ 10 % ⊂ 100 %) and every class has a positive whenever the subset has
-at least as many records as there are classes to cover.
+a seeded ordering of all records puts first one positive of every class (rarest class first;
+at most C records, fewer when one record covers several classes), then the remaining records,
+interleaved so that each stratum (a record's rarest class, or "no label") takes its share ±1 of
+every prefix of them. A subset is a prefix of that ordering, so for one seed the subsets are
+**nested** (1 % ⊂ 10 % ⊂ 100 %), and every class has a positive whenever the subset is at least as
+large as the covering records (otherwise the rarest classes are covered first).
 
 :func:`split_indices` gives train/val/test: PTB-XL's ``strat_fold`` (folds 1–8 / 9 / 10, the MELP
 split) where the store has that column, otherwise a seeded patient-wise split in which no patient
@@ -325,25 +326,35 @@ def _fold_split(meta: pd.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
+def _patient_codes(meta: pd.DataFrame) -> np.ndarray:
+    """Integer patient of each record; a record without a patient_id is a patient of its own."""
+    n = len(meta)
+    if "patient_id" in meta.columns:
+        patients = meta["patient_id"].fillna("").astype(str).str.strip().to_numpy()
+    else:
+        patients = np.full(n, "")
+    unknown = patients == ""
+    _, codes = np.unique(patients, return_inverse=True)
+    if unknown.any():
+        logger.warning("%d records have no patient_id; each is treated as its own patient", int(unknown.sum()))
+        codes = np.unique(np.where(unknown, codes.max() + 1 + np.arange(n), codes), return_inverse=True)[1]
+    return codes
+
+
 def _patient_split(
     meta: pd.DataFrame, *, seed: int, val_fraction: float, test_fraction: float
 ) -> dict[str, np.ndarray]:
     if not (val_fraction >= 0.0 and test_fraction >= 0.0 and val_fraction + test_fraction < 1.0):
         raise ValueError(f"need 0 <= val_fraction, test_fraction and a sum < 1, got {val_fraction}, {test_fraction}")
-    patients = meta["patient_id"].astype(str).to_numpy() if "patient_id" in meta.columns else np.full(len(meta), "")
-    unknown = patients == ""
-    if unknown.any():
-        logger.warning("%d records have no patient_id; each is treated as its own patient", int(unknown.sum()))
-        patients = np.where(unknown, np.char.add("\0record:", np.arange(len(meta)).astype(str)), patients)
-    uniq, patient_of = np.unique(patients, return_inverse=True)
-    order = np.random.default_rng(seed).permutation(len(uniq))
-    records_per_patient = np.bincount(patient_of, minlength=len(uniq))[order]
-    done_before = np.cumsum(records_per_patient) - records_per_patient  # records already assigned
-    n = len(meta)
+    patient_of = _patient_codes(meta)  # (N,)
+    n, n_patients = len(meta), int(patient_of.max(initial=-1)) + 1
+    order = np.random.default_rng(seed).permutation(n_patients)
+    records_per_patient = np.bincount(patient_of, minlength=n_patients)[order]
+    done_before = np.cumsum(records_per_patient) - records_per_patient  # records assigned before each patient
     split_of_rank = np.where(
         done_before < test_fraction * n, 2, np.where(done_before < (test_fraction + val_fraction) * n, 1, 0)
     )
-    split_of_patient = np.empty(len(uniq), dtype=np.int64)
+    split_of_patient = np.empty(n_patients, dtype=np.int64)
     split_of_patient[order] = split_of_rank
     split = split_of_patient[patient_of]
     return {name: np.flatnonzero(split == k) for k, name in enumerate(SPLITS)}
