@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from benchmarks.bench_local_loss import materialised_contexts_loss, reference_local_loss
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
@@ -189,30 +190,26 @@ class _LargestTensor(TorchDispatchMode):
         return out
 
 
-def _materialised_contexts_loss(beats: torch.Tensor, sents: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The naive vectorisation (contexts of width D for every pair); only the memory test uses it."""
-    scores = torch.einsum("bld,ikd->bilk", beats, sents).masked_fill(~mask[None, :, None], float("-inf"))
-    alpha = (4.0 * scores.softmax(-1)).softmax(2)  # (B, B, Q, S)
-    contexts = torch.einsum("bilk,bld->bikd", alpha, beats)  # (B, B, S, D)
-    cos = F.cosine_similarity(contexts, sents[None], dim=-1)  # (B, B, S)
-    r = torch.logsumexp((5.0 * cos).masked_fill(~mask[None], float("-inf")), -1)
-    labels = torch.arange(beats.shape[0])
-    return (F.cross_entropy(10 * r, labels) + F.cross_entropy(10 * r.T, labels)) / 2
-
-
 def test_local_loss_never_allocates_a_pairwise_tensor_of_width_d() -> None:
     n, q, s, d = 8, 4, 3, 96
     beats, sents, mask = ragged_batch(n=n, q=q, s=s, d=d, counts=[3] * n, dtype=torch.float32)
     pairwise_width_d = n * n * s * d
-    for loss_fn, expect_small in ((local_alignment_loss, True), (_materialised_contexts_loss, False)):
+    for loss_fn, expect_small in ((local_alignment_loss, True), (materialised_contexts_loss, False)):
         b = beats.clone().requires_grad_(True)
         t = sents.clone().requires_grad_(True)
         with _LargestTensor() as mode:
             loss_fn(b, t, mask).backward()
         assert (mode.largest < pairwise_width_d // 4) is expect_small, (loss_fn.__name__, mode.largest)
-    assert _materialised_contexts_loss(beats, sents, mask).item() == pytest.approx(
+    assert materialised_contexts_loss(beats, sents, mask).item() == pytest.approx(
         local_alignment_loss(beats, sents, mask).item(), abs=1e-5
     )
+
+
+def test_local_loss_equals_the_reference_code_formulation() -> None:
+    beats, sents, mask = ragged_batch(n=7, q=5, s=4, d=12, counts=[1, 4, 2, 3, 1, 4, 2], seed=5)
+    sentences = [sents[i][mask[i]] for i in range(7)]
+    expected = reference_local_loss(beats, sentences)
+    assert local_alignment_loss(beats, sents, mask).item() == pytest.approx(expected.item(), abs=1e-10)
 
 
 def test_attention_maps_match_the_matched_pair_attention() -> None:
