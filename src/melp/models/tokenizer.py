@@ -1,0 +1,123 @@
+"""Report tokenizers and small BERTs built offline (spec §2.1 tokenizer; spec §5 Heart-BERT stage 1).
+
+A WordPiece vocabulary trained on the report corpus (a few thousand pieces) keeps the embedding and
+caption head small, which is what makes CPU training practical (environment notes §4).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+logger = logging.getLogger(__name__)
+
+SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[BOS]")
+BOS_TOKEN = "[BOS]"
+SENTENCE_DELIMITER = "."
+
+
+def train_wordpiece_tokenizer(
+    texts: Iterable[str], *, vocab_size: int = 2000, min_frequency: int = 1
+) -> PreTrainedTokenizerFast:
+    """Train an uncased BERT-style WordPiece tokenizer on ``texts``.
+
+    Special tokens take ids [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4, [BOS]=5; [SEP] is also the
+    end-of-sequence token. "." is always in the vocabulary (the sentence delimiter).
+    """
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=[SENTENCE_DELIMITER],
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        bos_token=BOS_TOKEN,
+        eos_token="[SEP]",
+    )
+    logger.info("trained a WordPiece tokenizer with %d pieces", len(fast))
+    return fast
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    """Load a saved tokenizer (a directory, or a hub name when online) with MELP's special tokens set.
+
+    A tokenizer without a [BOS] token (e.g. a stock BERT's) gets one appended to its vocabulary;
+    the model built from it resizes its embeddings to match (spec §2.1). ``eos`` is [SEP].
+    """
+    local = Path(path)
+    if (local / "tokenizer.json").is_file():  # a saved fast tokenizer; skips reading a MELP config.json
+        tok = PreTrainedTokenizerFast.from_pretrained(str(local))
+    else:
+        tok = AutoTokenizer.from_pretrained(str(path))
+    if tok.sep_token is None or tok.cls_token is None or tok.pad_token is None:
+        raise ValueError(f"tokenizer at {path} lacks [CLS], [SEP] or [PAD]; a BERT-style tokenizer is expected")
+    if tok.convert_tokens_to_ids(BOS_TOKEN) == tok.unk_token_id:
+        tok.add_special_tokens({"bos_token": BOS_TOKEN})
+    tok.bos_token = BOS_TOKEN
+    tok.eos_token = tok.sep_token
+    if tok.convert_tokens_to_ids(SENTENCE_DELIMITER) == tok.unk_token_id:
+        raise ValueError(f"tokenizer at {path} has no {SENTENCE_DELIMITER!r} token (needed to split sentences)")
+    return tok
+
+
+def build_bert_config(
+    *,
+    vocab_size: int,
+    hidden_size: int = 256,
+    num_layers: int = 4,
+    num_heads: int = 4,
+    intermediate_size: int = 1024,
+    max_position_embeddings: int = 256,
+    pad_token_id: int = 0,
+) -> BertConfig:
+    """A ``BertConfig`` for a small from-scratch text encoder (defaults: the CPU ``tiny`` text model)."""
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings,
+        pad_token_id=pad_token_id,
+    )
+
+
+def build_text_model_dir(
+    out_dir: str | Path, *, tokenizer: PreTrainedTokenizerBase, config: BertConfig, seed: int = 0
+) -> Path:
+    """Write a randomly initialised BERT masked LM + ``tokenizer`` to ``out_dir`` (a stage-1 starting point).
+
+    The directory loads with ``transformers.AutoModel`` and with ``MELP.from_text_model``.
+    """
+    if config.vocab_size < len(tokenizer):
+        raise ValueError(f"BertConfig.vocab_size={config.vocab_size} is smaller than the tokenizer ({len(tokenizer)})")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = BertForMaskedLM(config)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
