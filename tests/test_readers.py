@@ -117,8 +117,21 @@ def test_ptbxl_values_reports_and_scp_labels(shared_data: Path) -> None:
 
 def test_prepare_ptbxl_subset_end_to_end(shared_data: Path, tmp_path: Path) -> None:
     root = shared_data / "ptbxl-subset"
-    argv = ["prepare", "ptbxl", "--root", str(root), "--out", str(tmp_path / "val"), "--fs", "100",
-            "--split-csv", str(root / "ptbxl_super_class_val.csv"), "--no-progress", "--shard-size", "64"]
+    argv = [
+        "prepare",
+        "ptbxl",
+        "--root",
+        str(root),
+        "--out",
+        str(tmp_path / "val"),
+        "--fs",
+        "100",
+        "--split-csv",
+        str(root / "ptbxl_super_class_val.csv"),
+        "--no-progress",
+        "--shard-size",
+        "64",
+    ]
     assert main(argv) == 0
     store = open_store(tmp_path / "val")
     split = pd.read_csv(root / "ptbxl_super_class_val.csv")

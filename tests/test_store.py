@@ -28,13 +28,20 @@ def _process(item: int) -> Record | Skip:
         return Record(id="r7", signal=np.full((12, N_SAMPLES), np.nan, np.float32))
     if item == 8:
         return Record(id="r1", signal=_signal(8))  # duplicate of item 1's id
-    return Record(id=f"r{item}", signal=_signal(item), patient_id=f"p{item // 2}", report=f"report {item}",
-                  labels=[f"L{item % 3}"], extra={"orig_seconds": 10.0 + item})
+    return Record(
+        id=f"r{item}",
+        signal=_signal(item),
+        patient_id=f"p{item // 2}",
+        report=f"report {item}",
+        labels=[f"L{item % 3}"],
+        extra={"orig_seconds": 10.0 + item},
+    )
 
 
 def _build(out: Path, n: int = 12, **kwargs: object) -> object:
-    return build_store(out, list(range(n)), _process, fs=5, seconds=10, source="toy", shard_size=4,
-                       progress=False, **kwargs)  # type: ignore[arg-type]
+    return build_store(
+        out, list(range(n)), _process, fs=5, seconds=10, source="toy", shard_size=4, progress=False, **kwargs
+    )  # type: ignore[arg-type]
 
 
 def test_round_trip_skips_and_manifest(tmp_path: Path) -> None:

@@ -30,15 +30,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--fs", type=int, default=500, help="target sampling rate in Hz (default 500)")
     parser.add_argument("--seconds", type=float, default=10.0, help="target length in seconds (default 10)")
-    parser.add_argument("--split-csv", type=Path, help="MELP-style split file: take its records and labels (ptbxl, cpsc2018, cinc2021)")
-    parser.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="stored sample type (default float16)")
-    parser.add_argument("--shard-size", type=int, default=4096, help="records per shard (memory and resume granularity)")
+    parser.add_argument(
+        "--split-csv", type=Path, help="MELP-style split file: take its records and labels (ptbxl, cpsc2018, cinc2021)"
+    )
+    parser.add_argument(
+        "--dtype", choices=("float16", "float32"), default="float16", help="stored sample type (default float16)"
+    )
+    parser.add_argument(
+        "--shard-size", type=int, default=4096, help="records per shard (memory and resume granularity)"
+    )
     parser.add_argument("--limit", type=int, help="prepare only the first N records (for a trial run)")
-    parser.add_argument("--crop", choices=("start", "centre"), default="start", help="part of a longer record kept (default start)")
-    parser.add_argument("--max-pad-seconds", type=float, default=1.0, help="longest zero-padding of a short record; shorter ones are skipped (default 1)")
-    parser.add_argument("--unitless", choices=("keep", "skip"), default="keep", help="records without a voltage unit (NU): keep values or skip (default keep)")
-    parser.add_argument("--max-gap-seconds", type=float, default=0.1, help="longest NaN/Inf gap that is interpolated (default 0.1)")
-    parser.add_argument("--max-nan-fraction", type=float, default=0.01, help="largest share of NaN/Inf samples interpolated (default 0.01)")
+    parser.add_argument(
+        "--crop", choices=("start", "centre"), default="start", help="part of a longer record kept (default start)"
+    )
+    parser.add_argument(
+        "--max-pad-seconds",
+        type=float,
+        default=1.0,
+        help="longest zero-padding of a short record; shorter ones are skipped (default 1)",
+    )
+    parser.add_argument(
+        "--unitless",
+        choices=("keep", "skip"),
+        default="keep",
+        help="records without a voltage unit (NU): keep values or skip (default keep)",
+    )
+    parser.add_argument(
+        "--max-gap-seconds", type=float, default=0.1, help="longest NaN/Inf gap that is interpolated (default 0.1)"
+    )
+    parser.add_argument(
+        "--max-nan-fraction",
+        type=float,
+        default=0.01,
+        help="largest share of NaN/Inf samples interpolated (default 0.01)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -92,7 +117,14 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     m = store.manifest
-    logger.info("%s: read %d, kept %d, skipped %d records → %s", args.dataset, m["n_read"], m["n_kept"], m["n_skipped"], args.out)
+    logger.info(
+        "%s: read %d, kept %d, skipped %d records → %s",
+        args.dataset,
+        m["n_read"],
+        m["n_kept"],
+        m["n_skipped"],
+        args.out,
+    )
     if m["n_skipped"]:
         logger.info("skip reasons (all in %s):\n%s", args.out / "manifest.json", _summarise(m))
     return 0

@@ -222,7 +222,9 @@ def _meta_row(record: Record) -> dict[str, Any]:
     return row
 
 
-def _write_shard(root: Path, k: int, kept: list[Record], skipped: dict[str, str], *, n_samples: int, dtype: Any) -> None:
+def _write_shard(
+    root: Path, k: int, kept: list[Record], skipped: dict[str, str], *, n_samples: int, dtype: Any
+) -> None:
     npy, jsonl, skip = _shard_paths(root, k)
     signals = np.empty((len(kept), N_LEADS, n_samples), dtype=dtype)
     for i, rec in enumerate(kept):
@@ -366,7 +368,9 @@ def build_store(
     }
     _atomic_write_text(root / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     if n_skipped:
-        logger.info("%s: kept %d of %d records, skipped %d (reasons in manifest.json)", root, n_kept, len(items), n_skipped)
+        logger.info(
+            "%s: kept %d of %d records, skipped %d (reasons in manifest.json)", root, n_kept, len(items), n_skipped
+        )
     return open_store(root)
 
 

@@ -114,7 +114,13 @@ def process(item: Code15Item, policy: SignalPolicy) -> Record | Skip:
             raise RecordError("no tracing in any exams_part*.hdf5")
         raw = read_tracing(item.file, item.row)
         return make_record(
-            raw, id=item.id, policy=policy, patient_id=item.patient_id, source=SOURCE, labels=item.labels, extra=item.extra
+            raw,
+            id=item.id,
+            policy=policy,
+            patient_id=item.patient_id,
+            source=SOURCE,
+            labels=item.labels,
+            extra=item.extra,
         )
     except RecordError as exc:
         return skip_from(item.id, exc)

@@ -18,7 +18,18 @@ import wfdb
 from melp.data.signal import RecordError, SignalPolicy, standardize
 from melp.data.store import Record, Skip
 
-_BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3}
+_BYTES_PER_SAMPLE = {
+    "8": 1,
+    "16": 2,
+    "24": 3,
+    "32": 4,
+    "61": 2,
+    "80": 1,
+    "160": 2,
+    "212": 1.5,
+    "310": 4 / 3,
+    "311": 4 / 3,
+}
 
 
 @dataclass

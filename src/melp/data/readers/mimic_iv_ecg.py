@@ -63,7 +63,9 @@ def _report_problem(report: str) -> str:
         return str(exc)
     n_words = len(report.split())
     if n_words < MIN_REPORT_WORDS:
-        return f"report has {n_words} word(s); MIMIC-IV-ECG keeps reports of ≥ {MIN_REPORT_WORDS} words (melp-spec §4.1)"
+        return (
+            f"report has {n_words} word(s); MIMIC-IV-ECG keeps reports of ≥ {MIN_REPORT_WORDS} words (melp-spec §4.1)"
+        )
     return ""
 
 
@@ -108,7 +110,9 @@ def list_items(root: Path, split_csv: Path | None = None) -> list[MimicItem]:
         rid = f"{subject}_{study}"
         report = reports.get(rid)
         problem = "no report in machine_measurements.csv" if report is None else _report_problem(report)
-        items.append(MimicItem(id=rid, path=str(root / rel), patient_id=str(subject), report=report or "", problem=problem))
+        items.append(
+            MimicItem(id=rid, path=str(root / rel), patient_id=str(subject), report=report or "", problem=problem)
+        )
     return items
 
 
@@ -118,6 +122,8 @@ def process(item: MimicItem, policy: SignalPolicy) -> Record | Skip:
         if item.problem:
             raise RecordError(item.problem)
         raw = read_wfdb(item.path)
-        return make_record(raw, id=item.id, policy=policy, patient_id=item.patient_id, source=SOURCE, report=item.report)
+        return make_record(
+            raw, id=item.id, policy=policy, patient_id=item.patient_id, source=SOURCE, report=item.report
+        )
     except RecordError as exc:
         return skip_from(item.id, exc)

@@ -39,7 +39,12 @@ KNOWN_META_COLUMNS = frozenset(
 )
 """Columns of MELP's split files that are not classes; every other column is a class."""
 
-TASK_COLUMNS = {"super_class": "labels_super", "sub_class": "labels_sub", "form": "labels_form", "rhythm": "labels_rhythm"}
+TASK_COLUMNS = {
+    "super_class": "labels_super",
+    "sub_class": "labels_sub",
+    "form": "labels_form",
+    "rhythm": "labels_rhythm",
+}
 """A split file's task column (a list-string) → the store's meta column its labels also go to."""
 
 
@@ -64,7 +69,9 @@ def read_split_csv(path: str | Path) -> SplitTable:
     frame = frame.loc[:, [c for c in frame.columns if not str(c).startswith("Unnamed:")]]
     classes = [str(c) for c in frame.columns if str(c) not in KNOWN_META_COLUMNS]
     if not classes:
-        raise ValueError(f"{path}: no class columns after the metadata columns {sorted(KNOWN_META_COLUMNS & set(frame.columns))}")
+        raise ValueError(
+            f"{path}: no class columns after the metadata columns {sorted(KNOWN_META_COLUMNS & set(frame.columns))}"
+        )
     values = frame[classes].apply(pd.to_numeric, errors="coerce")
     bad = [c for c in classes if not values[c].isin([0, 1]).all()]
     if bad:
