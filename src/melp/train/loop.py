@@ -70,6 +70,8 @@ class MetricsLogger:
     def __init__(self, *, path: Path, tensorboard_dir: Path | None = None, enabled: bool = True) -> None:
         self.enabled = enabled
         self.path = path
+        if enabled:
+            path.parent.mkdir(parents=True, exist_ok=True)
         self.writer: Any = None
         if enabled and tensorboard_dir is not None:
             try:

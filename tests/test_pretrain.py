@@ -1,0 +1,233 @@
+"""Pretraining end to end: schedule, decay groups, data order, stage 1, stage 2, kill-and-resume, non-finite steps."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from melp.data import build_store, open_store
+from melp.data.synthetic import SOURCE, SynthItem, process_item
+from melp.train.checkpoint import latest_checkpoint, list_checkpoints
+from melp.train.optim import param_groups
+from melp.train.sampler import ResumableDistributedSampler
+from melp.train.schedule import warmup_cosine_factor
+
+REPO = Path(__file__).resolve().parents[1]
+MICRO = REPO / "configs" / "micro.yaml"
+FS = 100
+
+
+def _store(path: Path, *, n: int, seed: int) -> Path:
+    items = [SynthItem(seed=seed, index=i, fs=FS) for i in range(n)]
+    build_store(path, items, process_item, fs=FS, seconds=10.0, source=SOURCE, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 48-pair training store, a 24-record validation store and a stage-1 micro text encoder."""
+    from melp.train.config import TextPretrainConfig
+    from melp.train.text_pretrain import train_text_encoder
+
+    root = tmp_path_factory.mktemp("corpus")
+    train, val = _store(root / "train", n=48, seed=1), _store(root / "val", n=24, seed=2)
+    cfg = TextPretrainConfig(size="micro", max_steps=40, batch_size=16, lr=2e-3, warmup_steps=4, log_every=5)
+    text = train_text_encoder(cfg, stores=[train], out=root / "text", device="cpu")
+    return {"train": train, "val": val, "text": text}
+
+
+def _metrics(path: Path, split: str) -> list[dict]:
+    lines = path.read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r.get("split") == split]
+
+
+def _pretrain_args(corpus: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return ["pretrain", "--config", str(MICRO), "--train", str(corpus["train"]), "--text-model", str(corpus["text"]),
+            "--out", str(out), "--device", "cpu", *extra]  # fmt: skip
+
+
+# ---- units: schedule, weight-decay groups, data order ------------------------------------------------
+
+
+def test_warmup_then_cosine_known_values() -> None:
+    f = [warmup_cosine_factor(s, warmup_steps=4, total_steps=12, min_ratio=0.1) for s in range(14)]
+    assert f[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert f[4] == pytest.approx(1.0)
+    assert f[8] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert f[12] == pytest.approx(0.1) and f[13] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(f[4:], f[5:]))
+
+
+class _Toy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(10, 4)
+        self.proj = nn.Linear(4, 4)
+        self.norm = nn.LayerNorm(4)
+        self.queries = nn.Parameter(torch.zeros(3, 4))
+        self.logit_scale = nn.Parameter(torch.tensor(1.0))
+        self.frozen = nn.Linear(4, 4)
+        self.frozen.requires_grad_(False)
+
+
+def test_param_groups_exclude_norms_biases_queries_embeddings_scale() -> None:
+    groups = param_groups(_Toy(), weight_decay=0.2)
+    by_decay = {g["weight_decay"]: set(g["names"]) for g in groups}
+    assert by_decay[0.2] == {"proj.weight"}
+    assert by_decay[0.0] == {"embed.weight", "proj.bias", "norm.weight", "norm.bias", "queries", "logit_scale"}
+    everything = param_groups(_Toy(), weight_decay=0.2, decay_norms_and_biases=True)
+    assert len(everything) == 1 and len(everything[0]["names"]) == 7  # frozen ones never reach the optimizer
+
+
+def test_sampler_shards_partition_each_epoch_and_resume_offsets() -> None:
+    shards = [ResumableDistributedSampler(num_samples=11, rank=r, world_size=3, seed=5) for r in range(3)]
+    for s in shards:
+        s.set_epoch(2)
+    seen = [i for s in shards for i in s]
+    assert len(seen) == 9 and len(set(seen)) == 9  # trimmed to a multiple of 3, no duplicates
+    assert sorted(seen) != seen  # shuffled
+    again = ResumableDistributedSampler(num_samples=11, rank=1, world_size=3, seed=5)
+    again.set_position(2, 2)
+    assert list(again) == list(shards[1])[2:]
+    again.set_epoch(3)
+    assert list(again) != list(shards[1])
+
+
+# ---- stage 1 and stage 2 on the synthetic corpus ------------------------------------------------------
+
+
+def test_stage1_mlm_loss_falls_and_saves_a_bert_directory(corpus: dict[str, Path]) -> None:
+    from transformers import AutoModel
+
+    losses = [r["mlm_loss"] for r in _metrics(corpus["text"] / "metrics.jsonl", "train")]
+    assert losses[-1] < losses[0] - 0.5
+    bert = AutoModel.from_pretrained(corpus["text"])
+    assert bert.config.hidden_size == 64 and (corpus["text"] / "tokenizer.json").is_file()
+
+
+def test_stage2_losses_fall_and_the_model_reloads_and_embeds(corpus: dict[str, Path], tmp_path: Path) -> None:
+    from melp.cli.main import main
+    from melp.models import MELP
+
+    out = tmp_path / "run"
+    args = _pretrain_args(corpus, out, "--val", str(corpus["val"]), "training.epochs=4", "training.val_every=6")
+    assert main(args) == 0
+    train = _metrics(out / "metrics.jsonl", "train")
+    assert [r["step"] for r in train] == list(range(1, 25))
+    first, last = np.mean([r["loss"] for r in train[:4]]), np.mean([r["loss"] for r in train[-4:]])
+    assert last < first - 0.5, (first, last)
+    val = _metrics(out / "metrics.jsonl", "val")
+    assert [r["step"] for r in val] == [6, 12, 18, 24] and all(0 <= r["val_macro_auroc"] <= 1 for r in val)
+    assert (out / "config.yaml").is_file() and (out / "checkpoints" / "best" / "best.json").is_file()
+    model = MELP.from_pretrained(out / "final")
+    ecg = torch.from_numpy(np.asarray(open_store(corpus["val"]).signals[:3], dtype=np.float32))
+    emb = model.encode_ecg(ecg)["ecg_latent"]
+    assert emb.shape == (3, 64) and torch.isfinite(emb).all()
+    assert torch.allclose(emb.norm(dim=-1), torch.ones(3), atol=1e-4)
+
+
+def test_existing_run_needs_resume(corpus: dict[str, Path], tmp_path: Path) -> None:
+    from melp.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(_pretrain_args(corpus, out, "--max-steps", "2")) == 0
+    with pytest.raises(SystemExit, match="pass --resume"):
+        main(_pretrain_args(corpus, out, "--max-steps", "4"))
+    assert main(_pretrain_args(corpus, out, "--max-steps", "4", "--resume")) == 0
+    assert [r["step"] for r in _metrics(out / "metrics.jsonl", "train")] == [1, 2, 3, 4]
+
+
+def _subprocess(args: list[str]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-c", "import sys, torch; torch.set_num_threads(1); from melp.cli.main import main; "
+           "sys.exit(main(sys.argv[1:]))", *args]  # fmt: skip
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    _, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err.decode()[-3000:]
+
+
+def test_sigkill_and_resume_ends_with_identical_weights(corpus: dict[str, Path], tmp_path: Path) -> None:
+    """12 steps over two epochs with a checkpoint every 2 steps; one run is SIGKILLed after its first checkpoint."""
+    run = ["--max-steps", "12", "--save-every", "2", "training.epochs=2"]
+    whole = _subprocess(_pretrain_args(corpus, tmp_path / "whole", *run))
+    killed_dir = tmp_path / "killed"
+    killed = _subprocess(_pretrain_args(corpus, killed_dir, *run))
+    deadline = time.monotonic() + 120
+    while latest_checkpoint(killed_dir / "checkpoints") is None and killed.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=30)
+    assert killed.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    steps = [int(p.name.split("_")[1]) for p in list_checkpoints(killed_dir / "checkpoints")]
+    assert steps and max(steps) < 12
+    _finish(_subprocess(_pretrain_args(corpus, killed_dir, *run, "--resume")))
+    _finish(whole)
+    a = load_file(tmp_path / "whole" / "final" / "model.safetensors")
+    b = load_file(killed_dir / "final" / "model.safetensors")
+    assert a.keys() == b.keys()
+    differing = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differing, differing[:5]
+
+
+# ---- non-finite losses ---------------------------------------------------------------------------------
+
+
+def _trainer(corpus: dict[str, Path], out: Path, *overrides: str):  # type: ignore[no-untyped-def]
+    from melp.cli.pretrain import build_pretrainer
+    from melp.train.config import load_pretrain_config
+    from melp.train.distributed import init_distributed
+
+    cfg = load_pretrain_config(MICRO, list(overrides))
+    env = init_distributed(device="cpu")
+    return build_pretrainer(cfg, train=[str(corpus["train"])], val=[], text_model=str(corpus["text"]), run_dir=out, env=env)
+
+
+class _NaNAt:
+    """Wraps a loss; the loss of the listed call numbers (1-based) becomes NaN."""
+
+    def __init__(self, loss_fn, calls: set[int] | None) -> None:  # type: ignore[no-untyped-def]
+        self.loss_fn, self.calls, self.n = loss_fn, calls, 0
+
+    def __call__(self, outputs):  # type: ignore[no-untyped-def]
+        self.n += 1
+        losses = self.loss_fn(outputs)
+        if self.calls is None or self.n in self.calls:
+            losses["loss"] = losses["loss"] * float("nan")
+        return losses
+
+
+def test_nonfinite_losses_are_skipped_and_counted(corpus: dict[str, Path], tmp_path: Path) -> None:
+    trainer = _trainer(corpus, tmp_path / "run", "training.max_steps=5")
+    trainer.loss_fn = _NaNAt(trainer.loss_fn, {2, 3})
+    trainer.fit()
+    assert trainer.state.nonfinite_total == 2 and trainer.state.nonfinite_consecutive == 0
+    assert [r["nonfinite_steps"] for r in _metrics(tmp_path / "run" / "metrics.jsonl", "train")] == [0, 1, 2, 2, 2]
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_too_many_nonfinite_steps_stop_with_a_clear_error(corpus: dict[str, Path], tmp_path: Path) -> None:
+    from melp.train.loop import NonFiniteLossError
+
+    trainer = _trainer(corpus, tmp_path / "run", "training.max_nonfinite_steps=3")
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.loss_fn = _NaNAt(trainer.loss_fn, None)
+    with pytest.raises(NonFiniteLossError, match=r"3 consecutive steps .*training.max_nonfinite_steps=3"):
+        trainer.fit()
+    assert trainer.state.step == 2  # the third bad step raised before being counted as done
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
