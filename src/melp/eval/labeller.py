@@ -13,6 +13,8 @@ Rules:
   "resolved" follows it. Hedged statements ("possible", "probable", "cannot be excluded",
   "consider") count as present: the report states them.
 - "incomplete" bundle-branch blocks are ``IRBBB``/``ILBBB``, never ``CRBBB``/``CLBBB``.
+- "sinus rhythm with slow/fast rate" / "with sinus arrhythmia" is ``SBRAD``/``STACH``/``SARRH`` only; a prolonged PR interval is both
+  ``LPR`` (the PTB-XL form statement) and ``1AVB`` (PR > 200 ms is first-degree AV block).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ _PATTERNS: dict[str, tuple[str, ...]] = {
         r"\bwithin normal limits\b",
         r"\bno definite pathology\b",
     ),
-    "SR": (r"\bsinus rhythm\b",),
+    "SR": (r"\bsinus rhythm\b(?! with (a )?((slow|fast|rapid) |(marked )?sinus arrhythmia))",),
     "SBRAD": (r"\bsinus bradycardia\b", r"\bsinus rhythm with (a )?slow (rate|ventricular rate)\b"),
     "STACH": (r"\bsinus tachycardia\b", r"\bsinus rhythm with (a )?(rapid|fast) (rate|ventricular rate)\b"),
     "SARRH": (r"\bsinus arrhythmia\b",),
@@ -47,6 +49,8 @@ _PATTERNS: dict[str, tuple[str, ...]] = {
     "1AVB": (
         r"\b(1st|first) degree (a ?v|atrioventricular|av) (block|conduction delay)\b",
         r"\ba ?v block,? (1st|first) degree\b",
+        r"\b(markedly )?prolonged pr( interval)?\b",
+        r"\bpr interval (is )?prolonged\b",
     ),
     "2AVB": (r"\b(2nd|second) degree (a ?v|atrioventricular|av) block\b", r"\bmobitz\b", r"\bwenckebach\b"),
     "3AVB": (r"\b(3rd|third) degree (a ?v|atrioventricular|av) block\b", r"\bcomplete (heart|a ?v|av) block\b"),

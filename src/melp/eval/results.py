@@ -98,14 +98,27 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def protocol_label(result: dict[str, Any]) -> str:
+    """``zeroshot``, ``linear_probe 10%``, ``retrieval``... from a result's config."""
+    config = result.get("config", {})
+    label = str(config.get("protocol", result.get("task", "")))
+    if "fraction" in config:
+        label += f" {100 * float(config['fraction']):g}%"
+    return label
+
+
 def markdown_table(results: Sequence[dict[str, Any]]) -> str:
     """One row per headline metric (those with an interval) of each result: value and 95 % CI."""
-    lines = ["| task | model | dataset | metric | value | 95 % CI |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| protocol | task | model | dataset | metric | value | 95 % CI |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for res in results:
         for name, ci in res.get("ci95", {}).items():
             value = res["metrics"].get(name)
             ci_text = f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "–"
-            lines.append(f"| {res['task']} | {res['model']} | {res['dataset']} | {name} | {_fmt(value)} | {ci_text} |")
+            cells = [protocol_label(res), res["task"], res["model"], res["dataset"], name, _fmt(value), ci_text]
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
