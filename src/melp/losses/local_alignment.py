@@ -113,20 +113,23 @@ def pairwise_log_similarity(
     """
     be, q, d = beats.shape
     bt, s, _ = sents.shape
-    scores = (beats.reshape(be * q, d) @ sents.reshape(bt * s, d).T).view(be, q, bt, s)  # (Be, Q, Bt, S)
-    usable = _usable(mask)  # (Bt, S)
-    p = scores.masked_fill(~usable[None, None], float("-inf")).softmax(dim=-1)  # step 2: over sentences
-    alpha = (temp1 * p).softmax(dim=1)  # step 3: over beats, (Be, Q, Bt, S)
-    dot = (alpha * scores).sum(dim=1)  # (Be, Bt, S): S_ik · c_ibk
+    # Texts last, so that neither softmax runs over the (short) last dimension: torch's CPU
+    # softmax is several times slower over a last dimension of 12 than over a middle one.
+    usable = _usable(mask).T  # (S, Bt)
+    sents_t = sents.transpose(0, 1).reshape(s * bt, d)  # (S·Bt, D)
+    scores = (beats.reshape(be * q, d) @ sents_t.T).view(be, q, s, bt)  # (Be, Q, S, Bt): E_bl · S_ik
+    p = scores.masked_fill(~usable, float("-inf")).softmax(dim=2)  # step 2: over sentences
+    alpha = (temp1 * p).softmax(dim=1)  # step 3: over beats, (Be, Q, S, Bt)
+    dot = (alpha * scores).sum(dim=1)  # (Be, S, Bt): S_ik · c_ibk
     gram = beats @ beats.transpose(1, 2)  # (Be, Q, Q)
-    gram_alpha = torch.bmm(gram, alpha.reshape(be, q, bt * s)).view(be, q, bt, s)  # (Be, Q, Bt, S)
-    ctx_sq = (alpha * gram_alpha).sum(dim=1)  # (Be, Bt, S): |c_ibk|²
-    ctx_norm = ctx_sq.clamp_min(torch.finfo(ctx_sq.dtype).tiny).sqrt()  # (Be, Bt, S)
-    sent_norm = sents.norm(dim=-1)  # (Bt, S)
-    cos = dot / (sent_norm[None] * ctx_norm).clamp_min(_COS_EPS)  # (Be, Bt, S)
-    r = torch.logsumexp((temp2 * cos).masked_fill(~usable[None], float("-inf")), dim=-1)  # (Be, Bt)
+    gram_alpha = torch.bmm(gram, alpha.reshape(be, q, s * bt)).view(be, q, s, bt)  # (Be, Q, S, Bt)
+    ctx_sq = (alpha * gram_alpha).sum(dim=1)  # (Be, S, Bt): |c_ibk|²
+    ctx_norm = ctx_sq.clamp_min(torch.finfo(ctx_sq.dtype).tiny).sqrt()  # (Be, S, Bt)
+    sent_norm = sents.norm(dim=-1).T  # (S, Bt)
+    cos = dot / (sent_norm * ctx_norm).clamp_min(_COS_EPS)  # (Be, S, Bt)
+    r = torch.logsumexp((temp2 * cos).masked_fill(~usable, float("-inf")), dim=1)  # (Be, Bt)
     if agg == "mean":
-        r = r - usable.sum(dim=1).to(r.dtype).log()[None]
+        r = r - usable.sum(dim=0).to(r.dtype).log()
     return r
 
 
