@@ -1,7 +1,8 @@
 """12-lead ECGs drawn on standard ECG paper (25 mm/s, 10 mm/mV), with an optional attention band over time.
 
 Used by ``melp draw`` and by the demo report, which shows the beat queries' attention over the
-ECG (MELP's beat-level alignment). Everything is drawn in millimetres of paper: x = 25 mm per
+ECG (MELP's beat-level alignment). Figures are built with ``matplotlib.figure.Figure`` directly
+(no pyplot state, no GUI backend needed; ``savefig`` renders with Agg). Everything is drawn in millimetres of paper: x = 25 mm per
 second, y = 10 mm per millivolt, so the grid is exactly the paper's 1 mm / 5 mm grid.
 
 Dimensions: T samples, K overlay rows (queries), T' overlay time steps.
@@ -11,17 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from mpl_toolkits.axes_grid1 import make_axes_locatable  # noqa: E402
-
-from melp.data.leads import STANDARD_LEADS  # noqa: E402
+from melp.data.leads import STANDARD_LEADS
 
 MM_PER_S = 25.0
 MM_PER_MV = 10.0

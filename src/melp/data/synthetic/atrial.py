@@ -18,7 +18,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def fibrillatory_waves(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
-    """``(3, T)`` irregular 4-9 Hz f waves of 40-100 µV (dipole units) at times ``t`` (seconds)."""
+    """``(3, T)`` irregular 4-9 Hz f waves of 30-80 µV (dipole units) at times ``t`` (seconds)."""
     direction = _unit(np.array([-0.3, 0.5, 0.8]) + rng.normal(0, 0.15, size=3))
     f0 = rng.uniform(5.0, 8.0)
     freqs = f0 + rng.uniform(-0.8, 0.8, size=3)  # (3,)
@@ -26,7 +26,7 @@ def fibrillatory_waves(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
     drift = rng.uniform(0.5, 1.5) * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t + rng.uniform(0, 2 * np.pi))
     phases = 2 * np.pi * freqs[:, None] * t[None] + rng.uniform(0, 2 * np.pi, size=(3, 1)) + drift  # (3, T)
     wave = weights @ np.sin(phases)  # (T,)
-    return rng.uniform(0.04, 0.1) * direction[:, None] * wave[None]
+    return rng.uniform(0.03, 0.08) * direction[:, None] * wave[None]
 
 
 def flutter_waves(rng: np.random.Generator, beats: Beats, t: np.ndarray) -> np.ndarray:

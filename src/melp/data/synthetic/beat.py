@@ -77,10 +77,14 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 def _qrs_axis(rng: np.random.Generator, f: Findings) -> float:
     if "LAD" in f:
-        return rng.uniform(-80, -42)
+        return rng.uniform(-60, -42) if "LVH" in f else rng.uniform(-78, -42)
     if "RAD" in f:
         return rng.uniform(105, 155)
-    return rng.uniform(-5, 60) if "CLBBB" in f else rng.uniform(10, 75)
+    if "LVH" in f:
+        return rng.uniform(-10, 50)
+    if {"CLBBB", "CRBBB"} & set(f.codes):
+        return rng.uniform(-5, 55)
+    return rng.uniform(10, 75)
 
 
 def _qrs_magnitude(rng: np.random.Generator, f: Findings) -> float:
@@ -88,14 +92,15 @@ def _qrs_magnitude(rng: np.random.Generator, f: Findings) -> float:
         return rng.uniform(2.2, 2.8)
     if "LVOLT" in f:
         return rng.uniform(0.22, 0.32)
-    return rng.uniform(0.8, 1.35)
+    return rng.uniform(0.8, 1.15)
 
 
 def _qrs_template(rng: np.random.Generator, f: Findings) -> WaveTemplate:
     """QRS of conducted beats: normal (septal q, R, S), LBBB (notched broad R) or RBBB (terminal R')."""
     axis, mag = _qrs_axis(rng, f), _qrs_magnitude(rng, f)
     scale = mag / 1.1
-    r_vec = mag * (frontal_axis(axis) + np.array([0.0, 0.0, rng.uniform(-0.5, -0.2)]))
+    posterior = rng.uniform(-0.8, -0.5) if "LVH" in f else rng.uniform(-0.45, -0.15)
+    r_vec = mag * (frontal_axis(axis) + np.array([0.0, 0.0, posterior]))
     septal = np.array([-0.12, 0.05, 0.22]) * rng.uniform(0.8, 1.2) * min(scale, 1.0)
     s_vec = mag * rng.uniform(0.5, 0.9) * np.array([-0.2, -0.15, -0.6])
     if "CLBBB" in f:
@@ -107,7 +112,7 @@ def _qrs_template(rng: np.random.Generator, f: Findings) -> WaveTemplate:
             rng.uniform(0.13, 0.17), peak=0.35,
         )  # fmt: skip
     if "CRBBB" in f:
-        r_prime = rng.uniform(0.5, 0.9) * min(scale, 1.3) * np.array([-0.55, 0.0, 0.85])
+        r_prime = rng.uniform(0.5, 0.9) * min(scale, 1.3) * np.array([-0.3, 0.0, 0.95])
         return WaveTemplate(
             np.array([0.1, 0.3, 0.5, 0.78]), np.array([0.05, 0.08, 0.07, 0.1]),
             np.stack([septal, r_vec, 0.5 * s_vec, r_prime]), rng.uniform(0.125, 0.16), peak=0.3,

@@ -98,7 +98,8 @@ def sample_findings(rng: np.random.Generator) -> Findings:
     Rules: exactly one rhythm; PAC and first-degree AV block only with a sinus rhythm (a PR
     interval needs conducted P waves), and no first-degree block in sinus tachycardia; LBBB and
     RBBB exclusive; LBBB carries its own discordant ST-T, so no separate ST/T label with it; LVH
-    and low voltage exclusive; ST elevation and depression exclusive; left and right axis
+    and low voltage exclusive; no voltage criteria for LVH in a bundle-branch block and no LVH
+    with right axis deviation; ST elevation and depression exclusive; left and right axis
     deviation exclusive (LAD is common with LBBB); LVH raises the odds of a strain pattern (ST
     depression, T inversion); ``NORM`` exactly when the rhythm is sinus rhythm and nothing else
     is found.
@@ -115,7 +116,7 @@ def sample_findings(rng: np.random.Generator) -> Findings:
     bbb = _pick(rng, {"CLBBB": 0.07, "CRBBB": 0.07})
     if bbb:
         codes.add(bbb)
-    voltage = _pick(rng, {"LVH": 0.10, "LVOLT": 0.07})
+    voltage = _pick(rng, {"LVH": 0.0 if bbb else 0.11, "LVOLT": 0.07})
     if voltage:
         codes.add(voltage)
     ste_territory = invt_territory = ""
@@ -129,7 +130,7 @@ def sample_findings(rng: np.random.Generator) -> Findings:
         if rng.random() < 0.10 + strain:
             codes.add("INVT")
             invt_territory = "lateral" if bbb == "CRBBB" else str(rng.choice(["anterior", "lateral"]))
-    axis = _pick(rng, {"LAD": 0.25 if bbb == "CLBBB" else 0.08, "RAD": 0.06})
+    axis = _pick(rng, {"LAD": 0.25 if bbb == "CLBBB" else 0.08, "RAD": 0.0 if voltage == "LVH" else 0.06})
     if axis:
         codes.add(axis)
     if rng.random() < 0.07:
@@ -152,7 +153,7 @@ def coherence_errors(codes: tuple[str, ...] | list[str]) -> list[str]:
         errors.append(f"{n_rhythm} rhythm codes, expected exactly 1")
     pairs = [("CLBBB", "CRBBB"), ("LVH", "LVOLT"), ("STE", "STD"), ("LAD", "RAD"), ("STACH", "1AVB")]
     pairs += [(a, b) for a in ("AFIB", "AFLT") for b in ("1AVB", "PAC")]
-    pairs += [("CLBBB", b) for b in ("STE", "STD", "INVT")]
+    pairs += [("CLBBB", b) for b in ("STE", "STD", "INVT")] + [("LVH", b) for b in ("CLBBB", "CRBBB", "RAD")]
     errors += [f"{a} with {b}" for a, b in pairs if a in s and b in s]
     if ("NORM" in s) != (s - {"NORM"} == {"SR"}):
         errors.append("NORM must be present exactly when the only other finding is SR")

@@ -121,9 +121,10 @@ def generate_record(*, seed: int, index: int, fs: float = 500, seconds: float = 
         dipole += fibrillatory_waves(rng_signal, t)
     elif findings.rhythm == "AFLT":
         dipole += flutter_waves(rng_signal, beats, t)
-    leads = lead_matrix(
-        precordial_rotation_deg=rng_signal.uniform(-10, 10), precordial_gain=rng_signal.uniform(0.85, 1.15)
-    ) @ dipole  # (8, T)
+    leads = (
+        lead_matrix(precordial_rotation_deg=rng_signal.uniform(-10, 10), precordial_gain=rng_signal.uniform(0.9, 1.1))
+        @ dipole
+    )  # (8, T)
     levels = sample_noise_levels(rng_noise, fs=fs)
     if noise:
         leads += sample_noise(rng_noise, levels, fs=fs, n_leads=len(leads), n_samples=n)

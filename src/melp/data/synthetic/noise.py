@@ -36,7 +36,9 @@ def sample_noise_levels(rng: np.random.Generator, *, fs: float) -> NoiseLevels:
     )
 
 
-def sample_noise(rng: np.random.Generator, levels: NoiseLevels, *, fs: float, n_leads: int, n_samples: int) -> np.ndarray:
+def sample_noise(
+    rng: np.random.Generator, levels: NoiseLevels, *, fs: float, n_leads: int, n_samples: int
+) -> np.ndarray:
     """``(n_leads, T)`` noise: two slow sinusoids of wander, a power-line tone and white muscle noise per lead.
 
     The wander (below 0.5 Hz) is evaluated on a 20 Hz grid and interpolated linearly, which is

@@ -20,15 +20,28 @@ PHRASES: dict[str, tuple[str, ...]] = {
     "SBRAD": ("Sinus bradycardia", "Sinus rhythm with slow rate", "Sinus bradycardia, rate below 60"),
     "STACH": ("Sinus tachycardia", "Sinus rhythm with fast rate", "Sinus tachycardia, rate above 100"),
     "SARRH": ("Sinus arrhythmia", "Marked sinus arrhythmia", "Sinus rhythm with marked sinus arrhythmia"),
-    "AFIB": ("Atrial fibrillation", "Atrial fibrillation with irregular ventricular response", "Irregularly irregular rhythm, atrial fibrillation"),
+    "AFIB": (
+        "Atrial fibrillation",
+        "Atrial fibrillation with irregular ventricular response",
+        "Irregularly irregular rhythm, atrial fibrillation",
+    ),
     "AFLT": ("Atrial flutter", "Probable atrial flutter", "Atrial flutter with flutter waves"),
     "PVC": ("Premature ventricular contractions", "Ventricular premature complexes", "Occasional PVCs"),
     "PAC": ("Premature atrial contractions", "Atrial premature complexes", "Occasional PACs"),
     "1AVB": ("1st degree A-V block", "First degree AV block", "Prolonged PR interval"),
     "CLBBB": ("Left bundle branch block", "Complete left bundle branch block", "LBBB"),
     "CRBBB": ("Right bundle branch block", "Complete right bundle branch block", "RBBB"),
-    "LVH": ("Left ventricular hypertrophy", "LVH by voltage criteria", "Voltage criteria for left ventricular hypertrophy"),
-    "STE": ("ST elevation", "ST segment elevation, consider acute injury", "{T} ST elevation", "ST elevation in {t} leads"),
+    "LVH": (
+        "Left ventricular hypertrophy",
+        "LVH by voltage criteria",
+        "Voltage criteria for left ventricular hypertrophy",
+    ),
+    "STE": (
+        "ST elevation",
+        "ST segment elevation, consider acute injury",
+        "{T} ST elevation",
+        "ST elevation in {t} leads",
+    ),
     "STD": ("ST depression", "ST segment depression", "Diffuse ST depression"),
     "INVT": ("T wave inversion", "Inverted T waves", "{T} T wave inversion", "T wave inversion in {t} leads"),
     "LVOLT": ("Low QRS voltages", "Low voltage QRS", "Low QRS voltage in limb leads"),
@@ -48,7 +61,7 @@ def _expand(phrase: str) -> list[str]:
 
 
 def _sentence_table() -> dict[str, str]:
-    table = {}
+    table: dict[str, str] = {}
     for code, phrases in PHRASES.items():
         for phrase in phrases:
             for sentence in _expand(phrase):

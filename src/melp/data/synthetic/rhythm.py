@@ -20,7 +20,7 @@ RATE_BANDS: dict[str, tuple[float, float]] = {
     "SR": (62.0, 96.0),
     "SBRAD": (42.0, 56.0),
     "STACH": (106.0, 145.0),
-    "SARRH": (60.0, 88.0),
+    "SARRH": (64.0, 88.0),
     "AFIB": (70.0, 140.0),
 }
 _MARGIN_S = 1.5
