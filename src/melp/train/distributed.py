@@ -21,9 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_nn
 import torch.nn.functional as F
-from torch.distributed import _functional_collectives as funcol
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +194,8 @@ def _pad_to(x: torch.Tensor, shape: torch.Size) -> torch.Tensor:
 
 def _autograd_all_gather(x: torch.Tensor) -> torch.Tensor:
     """All-gather along dim 0 whose backward sums gradients over ranks (newest torch API available)."""
+    from torch.distributed import _functional_collectives as funcol
+
     world = dist.group.WORLD
     if world is None:
         raise RuntimeError("no default process group; call init_distributed() first")
@@ -203,7 +203,9 @@ def _autograd_all_gather(x: torch.Tensor) -> torch.Tensor:
         gather = getattr(funcol, name, None)
         if gather is not None:
             return gather(x, 0, world)
-    return torch.cat(dist_nn.all_gather(x, group=world), dim=0)
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x, group=world), dim=0)
 
 
 def _gather_padded(x: torch.Tensor, shapes: list[torch.Size], *, with_grad: bool) -> torch.Tensor:
