@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -67,7 +68,7 @@ def test_warmup_then_cosine_known_values() -> None:
     assert f[4] == pytest.approx(1.0)
     assert f[8] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     assert f[12] == pytest.approx(0.1) and f[13] == pytest.approx(0.1)
-    assert all(a >= b for a, b in zip(f[4:], f[5:]))
+    assert all(a >= b for a, b in itertools.pairwise(f[4:]))
 
 
 class _Toy(nn.Module):
