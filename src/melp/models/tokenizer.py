@@ -7,11 +7,13 @@ caption head small, which is what makes CPU training practical (environment note
 from __future__ import annotations
 
 import logging
+import string
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 logger = logging.getLogger(__name__)
@@ -24,22 +26,30 @@ SENTENCE_DELIMITER = "."
 def train_wordpiece_tokenizer(
     texts: Iterable[str], *, vocab_size: int = 2000, min_frequency: int = 1
 ) -> PreTrainedTokenizerFast:
-    """Train an uncased BERT-style WordPiece tokenizer on ``texts``.
+    """Build an uncased BERT-style WordPiece tokenizer for ``texts``, deterministically.
 
-    Special tokens take ids [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4, [BOS]=5; [SEP] is also the
-    end-of-sequence token. "." is always in the vocabulary (the sentence delimiter).
+    The vocabulary is the special tokens ([PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4, [BOS]=5),
+    then every character seen (word-initial and ``##`` continuation; digits and "." always), then whole words
+    by descending frequency (ties alphabetical) up to ``vocab_size``; rarer words split into
+    characters. [SEP] is also the end-of-sequence token. The ``tokenizers`` WordPiece trainer is
+    not used because it breaks ties between equal-count merges differently on every run, so the
+    same corpus gave different vocabularies (and models that could not be reproduced).
     """
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for word in counts for c in word} | set(string.digits) | {SENTENCE_DELIMITER})
+    pieces = [*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars)]
+    if vocab_size < len(pieces):
+        raise ValueError(f"vocab_size={vocab_size} cannot hold the {len(pieces)} special tokens and characters")
+    words = sorted((w for w, n in counts.items() if n >= min_frequency and len(w) > 1), key=lambda w: (-counts[w], w))
+    pieces += words[: vocab_size - len(pieces)]
+    tok = Tokenizer(models.WordPiece(vocab={p: i for i, p in enumerate(pieces)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.WordPiece(prefix="##")
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=[SENTENCE_DELIMITER],
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -56,7 +66,7 @@ def train_wordpiece_tokenizer(
         bos_token=BOS_TOKEN,
         eos_token="[SEP]",
     )
-    logger.info("trained a WordPiece tokenizer with %d pieces", len(fast))
+    logger.info("built a WordPiece tokenizer with %d pieces (%d distinct words seen)", len(fast), len(counts))
     return fast
 
 
