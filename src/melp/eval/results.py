@@ -122,6 +122,36 @@ def markdown_table(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_HEADLINE = {
+    "zeroshot": ("macro_auroc",),
+    "linear_probe": ("macro_auroc",),
+    "finetune": ("macro_auroc",),
+    "retrieval": ("ecg2text_R@1", "ecg2text_R@10", "text2ecg_R@1", "text2ecg_R@10"),
+    "generation": ("bleu4", "rouge_l", "clinical_micro_f1"),
+}
+
+
+def comparison_table(results: Sequence[dict[str, Any]]) -> str:
+    """Headline metrics side by side per model (e.g. the pretrained model and the random-encoder baseline)."""
+    models = list(dict.fromkeys(r["model"] for r in results))
+    rows: dict[tuple[str, str, str, str], dict[str, str]] = {}
+    for res in results:
+        protocol = str(res.get("config", {}).get("protocol", res["task"]))
+        for name in _HEADLINE.get(protocol, tuple(res.get("ci95", {}))):
+            if name not in res["metrics"]:
+                continue
+            ci = res.get("ci95", {}).get(name)
+            cell = _fmt(res["metrics"][name]) + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
+            rows.setdefault((protocol_label(res), res["task"], res["dataset"], name), {})[res["model"]] = cell
+    lines = [
+        "| protocol | task | dataset | metric | " + " | ".join(models) + " |",
+        "| --- | --- | --- | --- | " + " | ".join("---" for _ in models) + " |",
+    ]
+    for key, cells in rows.items():
+        lines.append("| " + " | ".join(key) + " | " + " | ".join(cells.get(m, "–") for m in models) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_results(
     path: str | Path, results: dict[str, Any] | Sequence[dict[str, Any]], *, config: dict[str, Any] | None = None
 ) -> Path:

@@ -1,0 +1,142 @@
+"""``melp eval-suite``: the whole evaluation protocol for a model and the random-encoder baseline, one table.
+
+For every dataset given (``--test``, with optional ``--train``/``--val`` of the same length and
+order): zero-shot; linear probes at 1/10/100 % when training and validation records are given;
+retrieval and report generation when the test records have reports. Each runs for the pretrained
+model and for a random ECG encoder of the same size (seeded) that shares the model's text side.
+Writes ``OUT_DIR/results.json`` (``{"results": [...], "config": {...}}``), ``OUT_DIR/results.md``
+(the full table, and the model-vs-baseline comparison) and the zero-shot scores CSVs.
+
+Example::
+
+    melp eval-suite --model runs/melp/final --train stores/ptbxl:train --val stores/ptbxl:val \\
+        --test stores/ptbxl:test --task ptbxl_super --out-dir runs/melp/eval
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from melp.eval.options import SIZES
+
+COMMAND = "eval-suite"
+HELP = (
+    "Run zero-shot, linear probes at 1/10/100 %, retrieval and generation for a model and the random-encoder baseline."
+)
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="pretrained model directory (RUN_DIR/final)")
+    parser.add_argument("--size", choices=SIZES, help="size of the random-encoder baseline (default: the model's)")
+    parser.add_argument("--model-seed", type=int, default=0, help="seed of the random encoder (default 0)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the random-encoder baseline")
+    parser.add_argument(
+        "--test", nargs="+", required=True, metavar="STORE[:SPLIT]", help="test records, one per dataset"
+    )
+    parser.add_argument(
+        "--train", nargs="*", default=[], metavar="STORE[:SPLIT]", help="training records per dataset (enables probes)"
+    )
+    parser.add_argument(
+        "--val", nargs="*", default=[], metavar="STORE[:SPLIT]", help="validation records per dataset (enables probes)"
+    )
+    parser.add_argument("--task", nargs="*", default=[], help="label set per dataset (default: from each store)")
+    parser.add_argument(
+        "--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0], help="probe fractions (default 0.01 0.1 1.0)"
+    )
+    parser.add_argument("--prompts", type=Path, help="prompt JSON (default: melp's bank)")
+    parser.add_argument(
+        "--generate-limit", type=int, default=200, help="records per dataset for report generation (default 200)"
+    )
+    parser.add_argument(
+        "--method", choices=("beam", "greedy", "top_k", "top_p"), default="beam", help="decoding (default beam)"
+    )
+    parser.add_argument("--no-generate", action="store_true", help="skip report generation")
+    parser.add_argument("--out-dir", type=Path, required=True, help="output directory")
+    parser.add_argument("--seed", type=int, default=0, help="seed of bootstrap, subsets and splits (default 0)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--batch-size", type=int, default=64, help="records per forward pass (default 64)")
+    parser.add_argument(
+        "--split-scheme",
+        choices=("auto", "strat_fold", "patient"),
+        default="auto",
+        help="how STORE:SPLIT references are split",
+    )
+    parser.add_argument("--cache-dir", type=Path, help="embedding cache (default OUT_DIR/cache)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _has_reports(ref: str, settings: object) -> bool:
+    from melp.eval.runs import select
+
+    sel = select(ref, settings)  # type: ignore[arg-type]
+    return bool(sel.store.meta["report"].fillna("").astype(str).str.strip().iloc[sel.indices].ne("").any())
+
+
+def run(args: argparse.Namespace) -> int:
+    from melp.eval.probe import ProbeConfig
+    from melp.eval.random_baseline import load_eval_model
+    from melp.eval.results import comparison_table, markdown_table, write_results, write_scores_csv
+    from melp.eval.runs import Settings, run_generation, run_probe, run_retrieval, run_zeroshot
+
+    n = len(args.test)
+    for name, values in (("--train", args.train), ("--val", args.val), ("--task", args.task)):
+        if values and len(values) != n:
+            raise SystemExit(f"{name} needs one value per --test store ({n}), got {len(values)}")
+    if bool(args.train) != bool(args.val):
+        raise SystemExit("linear probes need both --train and --val")
+    settings = Settings(
+        batch_size=args.batch_size, n_bootstrap=args.bootstrap, seed=args.seed, split_scheme=args.split_scheme,
+        cache_dir=args.cache_dir or args.out_dir / "cache", progress=not args.no_progress,
+    )  # fmt: skip
+    models = [load_eval_model(args.model)]
+    if not args.no_baseline:
+        size = args.size or models[0].model.config.ecg.size
+        models.append(load_eval_model("random", size=size, seed=args.model_seed, text_from=args.model))
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for k, test in enumerate(args.test):
+        task = args.task[k] if args.task else None
+        reports = _has_reports(test, settings)
+        for em in models:
+            logger.info("dataset %s, model %s", test, em.name)
+            result, scores = run_zeroshot(em, test, task_name=task, prompts=args.prompts, settings=settings)
+            results.append(result)
+            csv = args.out_dir / f"{em.name}_{k}_zeroshot_scores.csv"
+            write_scores_csv(csv, ids=scores.ids, labels=scores.labels, classes=scores.classes, scores=scores.scores)
+            if args.train:
+                probe = ProbeConfig(seed=args.seed)
+                runs = run_probe(em, train=args.train[k], val=args.val[k], test=test, task_name=task,
+                                 fractions=list(args.fractions), probe=probe, settings=settings)  # fmt: skip
+                results += [r for r, _ in runs]
+            if reports:
+                results.append(run_retrieval(em, test, settings=settings))
+                if not args.no_generate:
+                    gen, _ = run_generation(
+                        em, test, method=args.method, max_length=64, limit=args.generate_limit, settings=settings
+                    )
+                    results.append(gen)
+            write_results(args.out_dir / "results.json", results, config=vars_config(args))
+    table = args.out_dir / "results.md"
+    table.write_text(
+        "## Model vs random-encoder baseline\n\n"
+        + comparison_table(results)
+        + "\n## All metrics\n\n"
+        + markdown_table(results),
+        encoding="utf-8",
+    )
+    logger.info("results:\n%s", comparison_table(results))
+    logger.info("wrote %s and %s", args.out_dir / "results.json", table)
+    return 0
+
+
+def vars_config(args: argparse.Namespace) -> dict[str, object]:
+    """The command's options, JSON-ready."""
+    return {
+        k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v)
+        for k, v in vars(args).items()
+        if not k.startswith("_")
+    }
