@@ -15,6 +15,7 @@ from melp.report.alignment import (
     AlignmentExample,
     alignment_figure,
     detect_beats,
+    ecg_paper_figure,
     sentence_links,
     sentence_query_attention,
     sentence_time_attention,
@@ -196,12 +197,15 @@ def test_detect_beats_finds_the_r_peaks() -> None:
 
 def test_alignment_block_renders_sentences_beside_the_figure(tmp_path: Path) -> None:
     example = _example()
-    figure = Figure(name="align", png=figure_png(alignment_figure(example)), caption="alignment")
-    sections = [Section("Beat-level alignment", [Alignment(figure=figure, links=sentence_links(example))])]
+    figures = [
+        Figure(name="paper", png=figure_png(ecg_paper_figure(example)), caption="ECG paper"),
+        Figure(name="align", png=figure_png(alignment_figure(example)), caption="alignment"),
+    ]
+    sections = [Section("Beat-level alignment", [Alignment(figures=figures, links=sentence_links(example))])]
     render_html(title="t", sections=sections, path=tmp_path / "r.html")
     render_markdown(title="t", sections=sections, path=tmp_path / "r.md")
     html = (tmp_path / "r.html").read_text()
-    assert html.count("data:image/png;base64,") == 1
+    assert html.count("data:image/png;base64,") == 2
     for link in sentence_links(example):
         assert f'<li style="border-color:{link.colour}"><b style="color:{link.colour}">{link.sentence}</b>' in html
     assert "beat 1 (0.50 s)" in (tmp_path / "r.md").read_text()
@@ -213,4 +217,4 @@ def test_split_sentences_follows_the_text_encoder_rules() -> None:
     assert split_sentences([bos, 11, 12, dot, 13, dot, sep, pad], delimiter_id=dot, special_ids=specials) == [[11, 12, dot], [13, dot]]
     assert split_sentences([bos, 11, 12, sep], delimiter_id=dot, special_ids=specials) == [[11, 12]]
     assert split_sentences([bos, 11, dot, 14, sep], delimiter_id=dot, special_ids=specials) == [[11, dot], [14]]
-    assert split_sentences([bos, dot, 11, dot, sep], delimiter_id=dot, special_ids=specials) == [[11, dot]]
+    assert split_sentences([bos, dot, 11, dot, sep, pad], delimiter_id=dot, special_ids=specials) == [[dot], [11, dot]]

@@ -12,7 +12,7 @@ Shapes: Q beat queries, S sentences, N ECG frames, T samples, D embedding width.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from matplotlib import colormaps
@@ -37,6 +37,7 @@ class AlignmentExample:
         sentence_to_query: ``(S, Q)`` local-alignment attention of each sentence over beat queries.
         beat_attn: ``(Q, N)`` each beat query's attention over ECG frames (rows sum to 1).
         beats: R-peak sample indices of the record's beats.
+        beat_types: the type of each beat (``N``, ``PVC``, ``PAC``) where known, else empty.
     """
 
     record_id: str
@@ -46,6 +47,7 @@ class AlignmentExample:
     sentence_to_query: np.ndarray
     beat_attn: np.ndarray
     beats: np.ndarray
+    beat_types: list[str] = field(default_factory=list)
 
     @property
     def frame_times(self) -> np.ndarray:
@@ -68,6 +70,7 @@ class SentenceLink:
     colour: str
     beat_numbers: tuple[int, ...]
     beat_times: tuple[float, ...]
+    beat_types: tuple[str, ...]
     top_queries: tuple[tuple[int, float], ...]
 
 
@@ -148,6 +151,7 @@ def sentence_links(example: AlignmentExample, *, max_beats: int = 3, max_queries
                 colour=colours[s],
                 beat_numbers=tuple(i + 1 for i in chosen),
                 beat_times=tuple(float(example.beats[i] / example.fs) for i in chosen),
+                beat_types=tuple(example.beat_types[i] for i in chosen) if example.beat_types else (),
                 top_queries=tuple((int(q), float(example.sentence_to_query[s, q])) for q in queries),
             )
         )
@@ -175,7 +179,9 @@ def alignment_figure(example: AlignmentExample) -> Figure:
         if strength[n] > 0.3:
             ax_ecg.axvspan(t - half, t + half, color=colours[best[n]], alpha=0.35 * float(strength[n]), lw=0)
     for k, beat in enumerate(example.beats):
-        ax_ecg.text(beat / example.fs, lead.max(), str(k + 1), fontsize=7, ha="center", va="bottom", color="0.3")
+        kind = example.beat_types[k] if example.beat_types and example.beat_types[k] != "N" else ""
+        label = f"{k + 1} {kind}".strip()
+        ax_ecg.text(beat / example.fs, lead.max(), label, fontsize=7, ha="center", va="bottom", color="0.3")
     ax_ecg.set_ylabel(f"lead {_LEAD_NAMES[_RHYTHM_LEAD]} (mV)")
     ax_ecg.set_title(f"{example.record_id}: beat-level alignment (shading = sentence attending most)", fontsize=10)
     for s, sentence in enumerate(example.sentences):
@@ -195,6 +201,16 @@ def alignment_figure(example: AlignmentExample) -> Figure:
     for ax in (ax_ecg, ax_sent):
         ax.tick_params(labelbottom=False)
     return fig
+
+
+def ecg_paper_figure(example: AlignmentExample) -> Figure:
+    """The 12-lead ECG on ECG paper with the beat queries' attention over time as a band beneath it."""
+    from melp.viz.ecg_paper import plot_ecg
+
+    attn = example.beat_attn / example.beat_attn.max(axis=1, keepdims=True)  # (Q, N) each query scaled to max 1
+    labels = [f"q{q}" for q in range(len(attn))]
+    title = f"{example.record_id}: 12-lead ECG with the beat queries' attention over time"
+    return plot_ecg(example.signal, example.fs, title=title, overlay=attn, overlay_labels=labels)
 
 
 def _short(text: str, limit: int = 40) -> str:

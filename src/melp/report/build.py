@@ -11,8 +11,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from melp.report.alignment import alignment_figure, sentence_links
+from melp.report.alignment import alignment_figure, ecg_paper_figure, sentence_links
 from melp.report.document import Alignment, Figure, Section, render_html, render_markdown
+from melp.report.explain import read_generated
 from melp.report.figures import figure_png, loss_curves_figure, pick_roc_classes, read_metrics, read_scores, roc_figure
 from melp.report.results import ResultEntry, Table, headline_tables, load_results, per_class_table
 
@@ -32,8 +33,9 @@ class ReportInputs:
         per_class: model label → zero-shot results JSON whose per-class AUROCs are tabulated.
         metrics: the training ``metrics.jsonl``.
         scores: model label → zero-shot ``--save-scores`` CSV (first one picks the ROC classes).
-        model_dir: a trained ``from_pretrained`` directory, for alignment and generated reports.
+        model_dir: a trained ``from_pretrained`` directory, for the beat-level alignment view.
         test_store: the store the model is run on.
+        generated: a ``melp generate --save-reports`` JSON-lines file.
         n_generated: how many generated reports to show.
         roc_classes: how many classes get an ROC panel.
     """
@@ -48,6 +50,7 @@ class ReportInputs:
     scores: dict[str, Path] = field(default_factory=dict)
     model_dir: Path | None = None
     test_store: Path | None = None
+    generated: Path | None = None
     n_generated: int = 5
     roc_classes: int = 4
 
@@ -90,34 +93,40 @@ def _roc_section(inputs: ReportInputs) -> Section | None:
     return Section("Zero-shot ROC curves", [figure])
 
 
-def _model_sections(inputs: ReportInputs) -> list[Section]:
+def _alignment_section(model_dir: Path, test_store: Path) -> Section:
     from melp.data import open_store
     from melp.report.explain import ModelRunner, pick_alignment_record
 
-    assert inputs.model_dir is not None and inputs.test_store is not None
-    store = open_store(inputs.test_store)
-    runner = ModelRunner(model_dir=inputs.model_dir, store=store)
-    example = runner.alignment(pick_alignment_record(store))
-    figure = Figure(
+    store = open_store(test_store)
+    example = ModelRunner(model_dir=model_dir, store=store).alignment(pick_alignment_record(store))
+    paper = Figure(
+        name="ecg_paper_attention",
+        png=figure_png(ecg_paper_figure(example)),
+        caption=f"Test record {example.record_id} on ECG paper; beneath it, each beat query's attention over time.",
+    )
+    detail = Figure(
         name="beat_alignment",
         png=figure_png(alignment_figure(example)),
         caption=(
-            f"Test record {example.record_id}. Top: lead II, shaded where a sentence attends most (its colour). "
+            "Top: lead II, shaded in the colour of the sentence attending most to each moment. "
             "Middle: each sentence's attention over time (sentence → beat queries → ECG frames). "
             "Bottom: the beat queries' attention over time."
         ),
     )
-    alignment = Section(
+    return Section(
         "Beat-level alignment",
         [
             "Each sentence of the report is linked to the beats it attends to: the local-alignment attention "
-            "between its embedding and the beat embeddings, carried to time by the beat queries' attention.",
-            Alignment(figure=figure, links=sentence_links(example)),
+            "between its embedding and the beat embeddings (melp-spec §3.2), carried to time by the beat "
+            "queries' attention over the ECG frames. Beat numbers count from the first beat of the record.",
+            Alignment(figures=[paper, detail], links=sentence_links(example)),
         ],
     )
-    indices = list(range(min(inputs.n_generated, len(store))))
-    generated = Section("Generated reports", ["Beam search on the first test ECGs.", runner.generate(indices)])
-    return [alignment, generated]
+
+
+def _generated_section(path: Path, limit: int) -> Section:
+    pairs = read_generated(path, limit=limit)
+    return Section("Generated reports", [f"Reports written by the model (`melp generate`) for {len(pairs)} test ECGs.", pairs])
 
 
 def _settings_section(settings: list[tuple[str, str]]) -> Section:
@@ -146,7 +155,9 @@ def build_report(inputs: ReportInputs) -> tuple[Path, Path]:
         if roc is not None:
             sections.append(roc)
     if inputs.model_dir is not None and inputs.test_store is not None:
-        sections.extend(_model_sections(inputs))
+        sections.append(_alignment_section(inputs.model_dir, inputs.test_store))
+    if inputs.generated is not None:
+        sections.append(_generated_section(inputs.generated, inputs.n_generated))
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     render_markdown(title=inputs.title, sections=sections, path=md_path)
     render_html(title=inputs.title, sections=sections, path=html_path)

@@ -30,7 +30,7 @@ figure { margin: 1em 0; }
 figure img { max-width: 100%; }
 figcaption { color: #555; font-size: 13px; }
 .align { display: flex; gap: 1.2em; align-items: flex-start; }
-.align figure { flex: 3; margin: 0; }
+.align .figs { flex: 3; min-width: 0; }
 .sentences { flex: 1.2; list-style: none; padding: 0; margin: 0; }
 .sentences li { border-left: 6px solid; padding: .25em .6em; margin-bottom: .6em; background: #fafafa; }
 .sentences .beats { color: #555; font-size: 12px; }
@@ -49,9 +49,9 @@ class Figure:
 
 @dataclass
 class Alignment:
-    """The alignment figure with its linked sentence list beside it."""
+    """The alignment figures (stacked) with the linked sentence list beside them."""
 
-    figure: Figure
+    figures: list[Figure]
     links: list[SentenceLink]
 
 
@@ -67,7 +67,12 @@ class Section:
 
 
 def _link_text(link: SentenceLink) -> str:
-    beats = ", ".join(f"beat {n} ({t:.2f} s)" for n, t in zip(link.beat_numbers, link.beat_times)) or "no beats detected"
+    kinds = link.beat_types or ("",) * len(link.beat_numbers)
+    beats = ", ".join(
+        f"beat {n} ({kind + ', ' if kind not in ('', 'N') else ''}{t:.2f} s)"
+        for n, t, kind in zip(link.beat_numbers, link.beat_times, kinds)
+    )
+    beats = beats or "no beats found"
     queries = ", ".join(f"q{q} ({w:.2f})" for q, w in link.top_queries)
     return f"attends to {beats}; strongest beat queries {queries}"
 
@@ -89,7 +94,7 @@ def _md_block(block: Block, assets: Path, prefix: str) -> list[str]:
         (assets / f"{block.name}.png").write_bytes(block.png)
         return [f"![{block.caption}]({prefix}/{block.name}.png)", "", f"_{block.caption}_", ""]
     if isinstance(block, Alignment):
-        lines = _md_block(block.figure, assets, prefix)
+        lines = [line for figure in block.figures for line in _md_block(figure, assets, prefix)]
         for link in block.links:
             lines.append(f"- <span style=\"color:{link.colour}\">■</span> **{link.sentence}** — {_link_text(link)}")
         return [*lines, ""]
@@ -138,7 +143,8 @@ def _html_block(block: Block) -> str:
             f'<br><span class="beats">{esc(_link_text(link))}</span></li>'
             for link in block.links
         )
-        return f'<div class="align">{_html_figure(block.figure)}<ul class="sentences">{items}</ul></div>'
+        figures = "".join(_html_figure(figure) for figure in block.figures)
+        return f'<div class="align"><div class="figs">{figures}</div><ul class="sentences">{items}</ul></div>'
     rows = "".join(
         f"<tr><td>{esc(r.record_id)}</td><td>{esc(r.reference)}</td><td>{esc(r.generated)}</td></tr>" for r in block
     )

@@ -1,14 +1,15 @@
-"""Run a trained MELP model on a few test records for the report (melp-spec.md §1.3, §2.1, §2.3).
+"""Run a trained MELP model on one test record for the report's alignment view (melp-spec.md §1.3, §2.1).
 
-Two things the tables cannot show: the beat-level alignment of one record (beat queries'
-attention over time and the sentence ↔ beat-query attention, see :mod:`melp.report.alignment`) and
-generated versus reference reports. Both go through the model's public API (``encode_ecg``,
-``encode_text``, ``generate``) on items built by the project's dataset, transform and collator.
+The beat-level alignment of one record (the beat queries' attention over time and the sentence ↔
+beat-query attention, see :mod:`melp.report.alignment`) comes from the model's public API
+(``encode_ecg``, ``encode_text``) on an item built by the project's dataset, transform and
+collator, exactly as evaluation builds it. Generated reports come from ``melp generate
+--save-reports`` and are read by :func:`read_generated`.
 """
 
 from __future__ import annotations
 
-import logging
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,6 @@ import numpy as np
 import torch
 
 from melp.report.alignment import AlignmentExample, detect_beats, sentence_query_attention
-
-logger = logging.getLogger(__name__)
 
 SENTENCE_DELIMITER = "."
 
@@ -32,67 +31,76 @@ class GeneratedReport:
     generated: str
 
 
-def split_sentences(token_ids: list[int], *, delimiter_id: int, special_ids: set[int]) -> list[list[int]]:
-    """Cut a tokenised report into sentences the way the text encoder does (§2.1, fixed in melp).
-
-    Special tokens are dropped, each sentence keeps its closing delimiter, text after the last
-    delimiter is a sentence of its own, and a report with no delimiter is one sentence.
-    """
-    sentences: list[list[int]] = []
-    current: list[int] = []
-    for token in token_ids:
-        if token in special_ids:
+def read_generated(path: str | Path, *, limit: int) -> list[GeneratedReport]:
+    """The first ``limit`` pairs of a ``melp generate --save-reports`` JSON-lines file."""
+    pairs: list[GeneratedReport] = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if len(pairs) == limit:
+            break
+        if not line.strip():
             continue
-        current.append(token)
+        row = json.loads(line)
+        missing = {"id", "generated", "reference"} - set(row)
+        if missing:
+            raise ValueError(f"{path}:{number}: a generated-report line needs id, generated, reference; missing {sorted(missing)}")
+        pairs.append(GeneratedReport(record_id=str(row["id"]), reference=str(row["reference"]), generated=str(row["generated"])))
+    return pairs
+
+
+def split_sentences(token_ids: list[int], *, delimiter_id: int, special_ids: set[int]) -> list[list[int]]:
+    """Cut a tokenised report into the sentences the text encoder embeds (``TextEncoder.sentence_embeddings``).
+
+    A sentence ends with (and includes) the delimiter; text after the last delimiter is one more
+    sentence; special tokens belong to no sentence. Sentences left with no token are dropped, as the
+    model masks them, so the result matches the model's valid sentences one to one.
+    """
+    sentences: list[list[int]] = [[]]
+    for token in token_ids:
+        if token not in special_ids:
+            sentences[-1].append(token)
         if token == delimiter_id:
-            sentences.append(current)
-            current = []
-    if current:
-        sentences.append(current)
-    return [s for s in sentences if any(t != delimiter_id for t in s)]
+            sentences.append([])
+    return [s for s in sentences if s]
 
 
 class ModelRunner:
-    """A trained model, its tokenizer, and the transform and collator it was trained with.
+    """A trained model with the transform and collator evaluation uses.
 
     Args:
-        model_dir: a ``from_pretrained`` directory (``RUN_DIR/final``).
-        store: the store to read records from.
+        model_dir: a ``from_pretrained`` directory (``RUN_DIR/final``) with its tokenizer.
+        store: the opened store to read records from.
     """
 
     def __init__(self, *, model_dir: str | Path, store: Any) -> None:
         from melp.data.collate import ECGReportCollator
         from melp.data.datasets import ECGDataset
         from melp.data.transforms import build_transform
-        from melp.models import MELP, load_tokenizer
+        from melp.models import MELP
 
-        self.model = MELP.from_pretrained(str(model_dir)).eval()
-        self.tokenizer = load_tokenizer(str(model_dir))
+        self.model = MELP.from_pretrained(model_dir).eval()
+        if self.model.tokenizer is None:
+            raise ValueError(f"{model_dir} has no tokenizer; the alignment view needs the model's text side")
+        self.tokenizer = self.model.tokenizer
+        config = self.model.config
         self.store = store
-        normalization: Any = getattr(self.model.config, "normalization", "minmax")
-        self.dataset = ECGDataset(store, transform=build_transform(normalization=normalization))
-        self.collator = ECGReportCollator(self.tokenizer)
-
-    def batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        """Collate the records at ``indices`` exactly as training does."""
-        return self.collator([self.dataset[i] for i in indices])
+        transform = build_transform(normalization=config.normalization, fs_in=store.fs, fs_out=config.fs)
+        self.dataset = ECGDataset(store, transform=transform)
+        self.collator = ECGReportCollator(self.tokenizer, max_length=config.text.max_length)
 
     def sentence_texts(self, input_ids: torch.Tensor, n_sentences: int) -> list[str]:
-        """Decode the sentences of one tokenised report, matched to ``n_sentences`` embeddings."""
-        delimiter_id = self.tokenizer.convert_tokens_to_ids(SENTENCE_DELIMITER)
+        """Decode the sentences of one tokenised report; there must be ``n_sentences`` of them."""
+        text = self.model.config.text
         pieces = split_sentences(
-            input_ids.tolist(), delimiter_id=int(delimiter_id), special_ids=set(self.tokenizer.all_special_ids)
+            input_ids.tolist(), delimiter_id=text.sentence_delimiter_id, special_ids=set(text.special_token_ids)
         )
-        texts = [self.tokenizer.decode(piece).strip() for piece in pieces]
-        if len(texts) != n_sentences:
-            logger.warning("decoded %d sentences but the model embeds %d; labelling by position", len(texts), n_sentences)
-            texts = [texts[i] if i < len(texts) else f"sentence {i + 1}" for i in range(n_sentences)]
-        return texts
+        if len(pieces) != n_sentences:
+            raise RuntimeError(f"decoded {len(pieces)} sentences but the model embeds {n_sentences}")
+        return [str(self.tokenizer.decode(piece)).strip() for piece in pieces]
 
     @torch.no_grad()
     def alignment(self, index: int) -> AlignmentExample:
         """The beat-level alignment of record ``index`` (its ECG against its own report)."""
-        batch = self.batch([index])
+        batch = self.collator([self.dataset[index]])
         ecg_out = self.model.encode_ecg(batch["ecg"])
         text_out = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
         mask = text_out["sentence_mask"][0].bool()  # (S,)
@@ -101,6 +109,7 @@ class ModelRunner:
         beat_attn = ecg_out["beat_attn"][0].float().numpy()  # (Q, N)
         signal = np.asarray(self.store.signals[index], dtype=np.float32)  # (12, T)
         fs = float(self.store.fs)
+        beats, beat_types = self._beats(index, signal, fs)
         return AlignmentExample(
             record_id=str(self.store.meta["id"].iloc[index]),
             signal=signal,
@@ -108,20 +117,19 @@ class ModelRunner:
             sentences=self.sentence_texts(batch["input_ids"][0], int(mask.sum())),
             sentence_to_query=sentence_query_attention(beat_embs, sentence_embs),
             beat_attn=beat_attn,
-            beats=detect_beats(signal, fs),
+            beats=beats,
+            beat_types=beat_types,
         )
 
-    @torch.no_grad()
-    def generate(self, indices: list[int], *, max_length: int = 64) -> list[GeneratedReport]:
-        """Beam-search reports for the records at ``indices`` beside their references."""
-        batch = self.batch(indices)
-        tokens = self.model.generate(batch["ecg"], method="beam", max_length=max_length)
-        texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+    def _beats(self, index: int, signal: np.ndarray, fs: float) -> tuple[np.ndarray, list[str]]:
+        """The record's beats: the synthetic ground truth where the store has it, else detected R peaks."""
         meta = self.store.meta
-        return [
-            GeneratedReport(record_id=str(meta["id"].iloc[i]), reference=str(meta["report"].iloc[i]), generated=t.strip())
-            for i, t in zip(indices, texts)
-        ]
+        if "beat_samples" in meta.columns:
+            samples = np.asarray(meta["beat_samples"].iloc[index], dtype=np.int64)
+            types = [str(t) for t in meta["beat_types"].iloc[index]] if "beat_types" in meta.columns else []
+            keep = samples >= 0
+            return samples[keep], [t for t, k in zip(types, keep) if k] if len(types) == len(samples) else []
+        return detect_beats(signal, fs), []
 
 
 def pick_alignment_record(store: Any, *, candidates: int = 64) -> int:

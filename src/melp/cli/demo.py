@@ -1,0 +1,320 @@
+"""``melp demo``: the whole MELP pipeline (melp-spec.md §0–§7) on the built-in synthetic corpus.
+
+Steps, each skipped when its output already exists so an interrupted demo resumes where it stopped:
+
+1. synthesise train / val / test stores (different seeds; or use ``--train/--val/--test`` stores);
+2. stage 1: WordPiece tokenizer + BERT masked-LM on the training reports (``melp pretrain-text``);
+3. stage 2: MELP pretraining with a preset (``melp pretrain``);
+4. evaluation on the test store, pretrained model and random-encoder baseline: zero-shot,
+   linear probe at 1 / 10 / 100 %, retrieval, report generation;
+5. ``report.md`` and a self-contained ``report.html`` (:mod:`melp.report`).
+
+Every step runs the project's own subcommand in-process through :func:`melp.cli.main.main`, so
+the demo exercises exactly what a user runs. Wall time per step is kept in ``OUT/demo.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+COMMAND = "demo"
+HELP = "run the whole pipeline on the synthetic corpus (synth → pretrain → evaluate → report.html)"
+
+logger = logging.getLogger(__name__)
+
+PROBE_FRACTIONS = (0.01, 0.1, 1.0)
+RANDOM = "random encoder"
+TRAINED = "MELP"
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """Data size and training length of a preset (chosen to fit the 10-minute, 2-core budget)."""
+
+    n_train: int
+    text_steps: int
+    steps: int
+    generate: int
+    overrides: tuple[str, ...] = ()
+
+
+#: ``tiny`` is the ``make demo`` default; ``micro`` is the smoke-test scale.
+SIZES: dict[str, DemoSize] = {
+    "tiny": DemoSize(n_train=3000, text_steps=300, steps=700, generate=100),
+    "micro": DemoSize(n_train=300, text_steps=20, steps=30, generate=8),
+}
+
+
+@dataclass
+class DemoPlan:
+    """Everything the demo does, resolved from the command line (written to ``OUT/demo.json``)."""
+
+    out: Path
+    preset: str
+    config: Path
+    fs: int
+    seconds: float
+    seed: int
+    n_train: int
+    n_val: int
+    n_test: int
+    text_steps: int
+    steps: int
+    n_generate: int
+    task: str
+    stores: dict[str, Path]
+    synthesise: bool
+    overrides: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    cpu_times: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def text_model(self) -> Path:
+        return self.out / "text_model"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.out / "run"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.run_dir / "final"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.out / "eval"
+
+    @property
+    def generated_reports(self) -> Path:
+        return self.eval_dir / "melp_generate_reports.jsonl"
+
+    def save(self) -> None:
+        data = asdict(self)
+        data = {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}
+        data["stores"] = {k: str(v) for k, v in self.stores.items()}
+        (self.out / "demo.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")
+    parser.add_argument("--preset", choices=sorted(SIZES), default="tiny", help="model/training preset (configs/<preset>.yaml)")
+    parser.add_argument("--n", type=int, default=None, help="synthetic training records (val and test get n/5 each)")
+    parser.add_argument("--steps", type=int, default=None, help="stage-2 optimizer steps (default: the preset's)")
+    parser.add_argument("--text-steps", type=int, default=None, help="stage-1 masked-LM steps (default: the preset's)")
+    parser.add_argument("--fs", type=int, default=None, help="sampling rate of the synthetic stores (default: the preset's model.fs)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="record length of the synthetic stores")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the train store (val/test use seed+1, seed+2)")
+    parser.add_argument("--task", default="synthetic", help="label set of the evaluation (default synthetic)")
+    for split in ("train", "val", "test"):
+        parser.add_argument(f"--{split}", type=Path, default=None, help=f"use this existing {split} store instead of synthesising one")
+    parser.add_argument("overrides", nargs="*", default=[], help="extra key=value overrides for `melp pretrain`")
+
+
+def _find_preset(name: str) -> Path:
+    """``configs/<name>.yaml`` in the working directory or in the source checkout."""
+    here = Path(__file__).resolve()
+    candidates = [Path.cwd() / "configs" / f"{name}.yaml", here.parents[3] / "configs" / f"{name}.yaml"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"preset {name!r} not found; looked for {[str(p) for p in candidates]}")
+
+
+def _preset_fs(config: Path) -> int:
+    """The model's input rate in the preset (the synthetic stores are written at it, so nothing resamples)."""
+    from melp.train.config import load_pretrain_config
+
+    return load_pretrain_config(config).model.fs
+
+
+def make_plan(args: argparse.Namespace) -> DemoPlan:
+    """Resolve sizes, stores and paths from the parsed command line."""
+    size = SIZES[args.preset]
+    n_train = args.n if args.n is not None else size.n_train
+    if n_train < 20:
+        raise ValueError(f"--n must be at least 20 records (got {n_train})")
+    given = {split: getattr(args, split) for split in ("train", "val", "test")}
+    if any(given.values()) and not all(given.values()):
+        raise ValueError("give all three of --train, --val and --test, or none of them to synthesise the stores")
+    out = Path(args.out)
+    stores = {k: Path(v) for k, v in given.items()} if all(given.values()) else {s: out / "data" / s for s in given}
+    config = _find_preset(args.preset)
+    overrides = [f"model.seconds={args.seconds:g}", *size.overrides, *args.overrides]
+    return DemoPlan(
+        out=out,
+        preset=args.preset,
+        config=config,
+        fs=args.fs if args.fs is not None else _preset_fs(config),
+        seconds=args.seconds,
+        seed=args.seed,
+        n_train=n_train,
+        n_val=max(10, n_train // 5),
+        n_test=max(10, n_train // 5),
+        text_steps=args.text_steps if args.text_steps is not None else size.text_steps,
+        steps=args.steps if args.steps is not None else size.steps,
+        n_generate=size.generate,
+        task=args.task,
+        stores=stores,
+        synthesise=not all(given.values()),
+        overrides=overrides,
+    )
+
+
+def _melp(argv: list[str]) -> None:
+    """Run one ``melp`` subcommand in-process; a non-zero exit status stops the demo."""
+    from melp.cli.main import main
+
+    logger.info("$ melp %s", " ".join(argv))
+    status = main(argv)
+    if status != 0:
+        raise RuntimeError(f"`melp {' '.join(argv)}` exited with status {status}")
+
+
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its finished children, all threads."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _step(plan: DemoPlan, name: str, done: bool, action: Callable[[], None]) -> None:
+    """Run ``action`` unless ``done``; log and record its wall and CPU time."""
+    if done:
+        logger.info("[demo] %s: already done, skipped", name)
+        return
+    logger.info("[demo] %s ...", name)
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    action()
+    plan.timings[name] = round(time.perf_counter() - start, 1)
+    plan.cpu_times[name] = round(_cpu_seconds() - cpu, 1)
+    plan.save()
+    logger.info("[demo] %s done in %.1f s (CPU %.1f s)", name, plan.timings[name], plan.cpu_times[name])
+
+
+def _synthesise(plan: DemoPlan) -> None:
+    sizes = {"train": plan.n_train, "val": plan.n_val, "test": plan.n_test}
+    for offset, (split, n) in enumerate(sizes.items()):
+        store = plan.stores[split]
+        argv = ["synth", "--n", str(n), "--out", str(store), "--seed", str(plan.seed + offset)]
+        argv += ["--fs", str(plan.fs), "--seconds", str(plan.seconds)]
+        _step(plan, f"synthesise {split} ({n} records)", (store / "manifest.json").is_file(), partial(_melp, argv))
+
+
+def _pretrain_text(plan: DemoPlan) -> None:
+    argv = ["pretrain-text", "--train", str(plan.stores["train"]), "--out", str(plan.text_model)]
+    argv += ["--max-steps", str(plan.text_steps), f"size={plan.preset}"]
+    _step(plan, "stage 1: text pretraining", (plan.text_model / "config.json").is_file(), partial(_melp, argv))
+
+
+def _pretrain(plan: DemoPlan) -> None:
+    argv = ["pretrain", "--config", str(plan.config), "--train", str(plan.stores["train"])]
+    argv += ["--val", str(plan.stores["val"]), "--text-model", str(plan.text_model), "--out", str(plan.run_dir)]
+    argv += ["--max-steps", str(plan.steps), "--save-every", str(max(1, plan.steps // 4))]
+    if (plan.run_dir / "checkpoints").is_dir() and any((plan.run_dir / "checkpoints").iterdir()):
+        argv.append("--resume")
+    argv += plan.overrides
+    _step(plan, "stage 2: MELP pretraining", (plan.model_dir / "config.json").is_file(), partial(_melp, argv))
+
+
+def _model_args(plan: DemoPlan, model: str) -> list[str]:
+    if model == TRAINED:
+        return ["--model", str(plan.model_dir)]
+    return ["--model", "random", "--size", plan.preset, "--text-from", str(plan.model_dir)]
+
+
+def evaluations(plan: DemoPlan) -> list[tuple[str, str, str, list[str]]]:
+    """(evaluation, model label, results file stem, argv without ``--out``) of every evaluation run."""
+    train, val, test = (str(plan.stores[s]) for s in ("train", "val", "test"))
+    common = ["--cache-dir", str(plan.out / "cache")]
+    runs: list[tuple[str, str, str, list[str]]] = []
+    for model, tag in ((TRAINED, "melp"), (RANDOM, "random")):
+        scores = plan.eval_dir / f"{tag}_zeroshot_scores.csv"
+        argv = ["zeroshot", *_model_args(plan, model), "--test", test, "--task", plan.task, "--save-scores", str(scores)]
+        runs.append(("zero-shot", model, f"{tag}_zeroshot", [*argv, *common]))
+        for fraction in PROBE_FRACTIONS:
+            argv = ["probe", *_model_args(plan, model), "--train", train, "--val", val, "--test", test]
+            argv += ["--task", plan.task, "--fraction", str(fraction), *common]
+            runs.append((f"linear probe {fraction:.0%}", model, f"{tag}_probe_{fraction:g}", argv))
+        runs.append(("retrieval", model, f"{tag}_retrieve", ["retrieve", *_model_args(plan, model), "--test", test, *common]))
+    argv = ["generate", *_model_args(plan, TRAINED), "--test", test, "--limit", str(plan.n_generate)]
+    argv += ["--save-reports", str(plan.generated_reports), *common]
+    runs.append(("report generation", TRAINED, "melp_generate", argv))
+    return runs
+
+
+def _evaluate(plan: DemoPlan) -> None:
+    plan.eval_dir.mkdir(parents=True, exist_ok=True)
+    for evaluation, model, stem, argv in evaluations(plan):
+        out = plan.eval_dir / f"{stem}.json"
+        _step(plan, f"evaluate: {evaluation}, {model}", out.is_file(), partial(_melp, [*argv, "--out", str(out)]))
+
+
+def _time_text(plan: DemoPlan, name: str) -> str:
+    cpu = plan.cpu_times.get(name)
+    return f"{plan.timings[name]:.1f} s" + (f" (CPU {cpu:.1f} s)" if cpu is not None else "")
+
+
+def _report(plan: DemoPlan) -> None:
+    from melp.report import ReportInputs, ResultEntry, build_report
+
+    results = [ResultEntry(ev, model, plan.eval_dir / f"{stem}.json") for ev, model, stem, _ in evaluations(plan)]
+    zero_shot = {model: plan.eval_dir / f"{tag}_zeroshot.json" for model, tag in ((TRAINED, "melp"), (RANDOM, "random"))}
+    scores = {model: plan.eval_dir / f"{tag}_zeroshot_scores.csv" for model, tag in ((TRAINED, "melp"), (RANDOM, "random"))}
+    settings = [
+        ("stores", ", ".join(f"{k}: {v}" for k, v in plan.stores.items())),
+        ("records (train / val / test)", f"{plan.n_train} / {plan.n_val} / {plan.n_test}" if plan.synthesise else "given stores"),
+        ("sampling rate, length", f"{plan.fs} Hz, {plan.seconds:g} s"),
+        ("preset", f"{plan.preset} ({plan.config.name})"),
+        ("stage-1 / stage-2 steps", f"{plan.text_steps} / {plan.steps}"),
+        ("generated reports (beam search)", str(plan.n_generate)),
+        ("pretrain overrides", " ".join(plan.overrides)),
+        *((f"time: {name}", _time_text(plan, name)) for name in plan.timings),
+        ("time: all steps", f"{sum(plan.timings.values()):.1f} s wall, {sum(plan.cpu_times.values()):.1f} s CPU"),
+    ]
+    intro = [
+        "MELP pretrains an ECG encoder against free-text reports at three scales: token level (captioning), "
+        "beat level (beat queries aligned with report sentences) and rhythm level (CLIP-style contrast). "
+        "This report comes from `melp demo`: a synthetic 12-lead corpus with exact ground truth, both "
+        "pretraining stages and the evaluation protocol, all on CPU.",
+    ]
+    build_report(
+        ReportInputs(
+            out_dir=plan.out,
+            intro=intro,
+            settings=settings,
+            results=results,
+            per_class=zero_shot,
+            metrics=plan.run_dir / "metrics.jsonl",
+            scores=scores,
+            model_dir=plan.model_dir,
+            test_store=plan.stores["test"],
+            generated=plan.generated_reports,
+        )
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    plan = make_plan(args)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    previous = plan.out / "demo.json"
+    if previous.is_file():
+        saved = json.loads(previous.read_text(encoding="utf-8"))
+        plan.timings, plan.cpu_times = saved.get("timings", {}), saved.get("cpu_times", {})
+    logger.info("[demo] writing to %s (preset %s, torch threads %d)", plan.out, plan.preset, torch.get_num_threads())
+    if plan.synthesise:
+        _synthesise(plan)
+    _pretrain_text(plan)
+    _pretrain(plan)
+    _evaluate(plan)
+    _step(plan, "report", False, partial(_report, plan))
+    logger.info("[demo] done: open %s", (plan.out / "report.html").resolve())
+    return 0
