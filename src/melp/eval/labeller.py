@@ -88,6 +88,7 @@ _PATTERNS: dict[str, tuple[str, ...]] = {
     "NST": (
         r"\bnon ?specific( \w+)? st( t)?( wave)? (changes?|abnormality|abnormalities)\b",
         r"\bminor( \w+)? st( t)?( wave)? changes?\b",
+        r"\bnon ?specific st (segment )?(depression|elevation)",
     ),
     "LVOLT": (r"\blow (qrs )?voltages?\b", r"\blow (limb|chest|precordial) lead voltages?\b"),
     "HVOLT": (r"\bhigh (qrs )?voltages?\b", r"\bvoltages (are|is) high\b"),

@@ -1,0 +1,102 @@
+"""The rule-based report labeller on real report phrasings (MIMIC-IV-ECG style, PTB-XL English) and negation."""
+
+from __future__ import annotations
+
+import ast
+import csv
+from pathlib import Path
+
+import pytest
+
+from melp.eval.labeller import label_report
+
+# MIMIC-IV-ECG machine-report statements (the phrasing of machine_measurements.csv report_0..17).
+MIMIC_STYLE = [
+    ("Sinus rhythm. Left axis deviation. Borderline ECG.", {"SR", "LAD"}),
+    ("Sinus bradycardia. Otherwise normal ECG.", {"SBRAD", "NORM"}),
+    ("Atrial fibrillation with rapid ventricular response. Incomplete right bundle branch block. Abnormal ECG.", {"AFIB", "IRBBB"}),
+    ("Sinus tachycardia. Ventricular premature complex. Left bundle branch block.", {"STACH", "PVC", "CLBBB"}),
+    ("Sinus rhythm. 1st degree A-V block. Left anterior fascicular block.", {"SR", "1AVB", "LAFB"}),
+    ("Atrial flutter with variable A-V block. Low QRS voltages in limb leads.", {"AFLT", "LVOLT"}),
+    ("Sinus rhythm with atrial premature complexes. Prolonged QT interval.", {"SR", "PAC", "LNGQT"}),
+    ("Sinus rhythm. Left ventricular hypertrophy with secondary repolarization abnormality. Inferior/lateral ST-T changes may be due to myocardial ischemia.", {"SR", "LVH", "ISC"}),
+    ("Sinus rhythm. Right axis deviation. RBBB. Inferior infarct - age undetermined.", {"SR", "RAD", "CRBBB", "IMI", "MI"}),
+    ("Sinus rhythm. Nonspecific ST-T abnormality. Abnormal ECG.", {"SR", "NST"}),
+    ("Ventricular paced rhythm. No further analysis.", {"PACE"}),
+]
+
+NEGATED = [
+    ("No ST elevation.", set()),
+    ("Sinus rhythm without ST elevation.", {"SR"}),
+    ("Sinus rhythm. No evidence of atrial fibrillation.", {"SR"}),
+    ("Absence of Q waves. Normal ECG.", {"NORM"}),
+    ("ST elevation is absent. T wave inversion in V1.", {"INVT"}),
+    ("Atrial fibrillation no longer present. Sinus rhythm.", {"SR"}),
+    ("Sinus rhythm with no ST depression, but T wave inversion in lateral leads.", {"SR", "INVT"}),
+]
+
+
+@pytest.mark.parametrize(("report", "expected"), MIMIC_STYLE)
+def test_mimic_style_statements(report: str, expected: set[str]) -> None:
+    assert label_report(report) == expected
+
+
+@pytest.mark.parametrize(("report", "expected"), NEGATED)
+def test_negation(report: str, expected: set[str]) -> None:
+    assert label_report(report) == expected
+
+
+def test_incomplete_bundle_branch_block_is_not_complete() -> None:
+    assert label_report("incomplete right bundle branch block") == {"IRBBB"}
+    assert label_report("incomplete left bundle branch block. complete right bundle branch block") == {"ILBBB", "CRBBB"}
+
+
+def test_hedged_findings_count_as_stated() -> None:
+    assert "ISC" in label_report("myocardial ischaemia cannot be excluded.")
+    assert "LVH" in label_report("possible left ventricular hypertrophy")
+
+
+def test_synthetic_reports_match_their_labels() -> None:
+    synthetic = pytest.importorskip("melp.data.synthetic.generator", reason="synthetic corpus not available")
+    codes = set(pytest.importorskip("melp.data.synthetic").LABEL_CODES)
+    for index in range(150):
+        record = synthetic.generate_record(seed=5, index=index, fs=100, seconds=2.0, noise=False)
+        assert label_report(record.report) & codes == set(record.labels), record.report
+
+
+# PTB-XL English reports (cinc2021/labels.csv, ptbxl-subset/ptbxl_database.csv) and the findings
+# a reader takes from the text (which is not always what PTB-XL's scp_codes say: e.g. "low limb
+# lead voltage" is stated in the text of records whose scp_codes omit LVOLT).
+PTBXL_EXPECTED = {
+    "sinus rhythm. normal ecg.": {"SR", "NORM"},
+    "sinus bradycardia. otherwise normal ecg. the bradycardia may be physiological.": {"SBRAD", "NORM"},
+    "sinus rhythm. left bundle branch block.": {"SR", "CLBBB"},
+    "sinus rhythm. low limb lead voltage. right bundle branch block.": {"SR", "LVOLT", "CRBBB"},
+    "sinus rhythm. prolonged pr interval. right bundle branch block.": {"SR", "1AVB", "LPR", "CRBBB"},
+    "atrial fibrillation with rapid ventricular response. incomplete right bundle branch block. otherwise no definite pathology.": {"AFIB", "IRBBB", "NORM"},
+    "sinus bradycardia. premature atrial contraction(s), bigeminy. prolonged pr interval 0.24 sec. left axis deviation. right bundle branch block.": {"SBRAD", "PAC", "BIGU", "1AVB", "LPR", "LAD", "CRBBB"},
+    "sinus rhythm.  minor nonspecific anterior st.t changes.": {"SR", "NST"},
+    "atrial fibrillation. non-specific st segment depression in v4,5,6.": {"AFIB", "STD", "NST"},
+}
+
+
+def test_real_ptbxl_english_reports(shared_data: Path) -> None:
+    database = shared_data / "ptbxl-subset" / "ptbxl_database.csv"
+    with database.open(encoding="utf-8") as f:
+        reports = {row["report"] for row in csv.DictReader(f)}
+    present = {r: e for r, e in PTBXL_EXPECTED.items() if r in reports}
+    assert len(present) >= 6, "the PTB-XL subset no longer holds the reports this test was written against"
+    for report, expected in present.items():
+        assert label_report(report) == expected, report
+
+
+def test_cinc2021_ptbxl_reports_agree_with_scp_codes(shared_data: Path) -> None:
+    path = shared_data / "ecg-records" / "cinc2021" / "labels.csv"
+    with path.open(encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["ptbxl_report"] and r["ptbxl_report"].startswith("sinus ")]
+    assert rows, "no English PTB-XL report in cinc2021/labels.csv"
+    rhythm_codes = {"SR", "SBRAD", "STACH", "SARRH", "AFIB", "AFLT"}
+    for row in rows:
+        scp = set(ast.literal_eval(row["ptbxl_scp_codes"]))
+        found = label_report(row["ptbxl_report"])
+        assert found & rhythm_codes == scp & rhythm_codes, row["ptbxl_report"]
