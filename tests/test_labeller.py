@@ -14,13 +14,22 @@ from melp.eval.labeller import label_report
 MIMIC_STYLE = [
     ("Sinus rhythm. Left axis deviation. Borderline ECG.", {"SR", "LAD"}),
     ("Sinus bradycardia. Otherwise normal ECG.", {"SBRAD", "NORM"}),
-    ("Atrial fibrillation with rapid ventricular response. Incomplete right bundle branch block. Abnormal ECG.", {"AFIB", "IRBBB"}),
+    (
+        "Atrial fibrillation with rapid ventricular response. Incomplete right bundle branch block. Abnormal ECG.",
+        {"AFIB", "IRBBB"},
+    ),
     ("Sinus tachycardia. Ventricular premature complex. Left bundle branch block.", {"STACH", "PVC", "CLBBB"}),
     ("Sinus rhythm. 1st degree A-V block. Left anterior fascicular block.", {"SR", "1AVB", "LAFB"}),
     ("Atrial flutter with variable A-V block. Low QRS voltages in limb leads.", {"AFLT", "LVOLT"}),
     ("Sinus rhythm with atrial premature complexes. Prolonged QT interval.", {"SR", "PAC", "LNGQT"}),
-    ("Sinus rhythm. Left ventricular hypertrophy with secondary repolarization abnormality. Inferior/lateral ST-T changes may be due to myocardial ischemia.", {"SR", "LVH", "ISC"}),
-    ("Sinus rhythm. Right axis deviation. RBBB. Inferior infarct - age undetermined.", {"SR", "RAD", "CRBBB", "IMI", "MI"}),
+    (
+        "Sinus rhythm. Left ventricular hypertrophy with secondary repolarization abnormality. Inferior/lateral ST-T changes may be due to myocardial ischemia.",
+        {"SR", "LVH", "ISC"},
+    ),
+    (
+        "Sinus rhythm. Right axis deviation. RBBB. Inferior infarct - age undetermined.",
+        {"SR", "RAD", "CRBBB", "IMI", "MI"},
+    ),
     ("Sinus rhythm. Nonspecific ST-T abnormality. Abnormal ECG.", {"SR", "NST"}),
     ("Ventricular paced rhythm. No further analysis.", {"PACE"}),
 ]
@@ -73,8 +82,20 @@ PTBXL_EXPECTED = {
     "sinus rhythm. left bundle branch block.": {"SR", "CLBBB"},
     "sinus rhythm. low limb lead voltage. right bundle branch block.": {"SR", "LVOLT", "CRBBB"},
     "sinus rhythm. prolonged pr interval. right bundle branch block.": {"SR", "1AVB", "LPR", "CRBBB"},
-    "atrial fibrillation with rapid ventricular response. incomplete right bundle branch block. otherwise no definite pathology.": {"AFIB", "IRBBB", "NORM"},
-    "sinus bradycardia. premature atrial contraction(s), bigeminy. prolonged pr interval 0.24 sec. left axis deviation. right bundle branch block.": {"SBRAD", "PAC", "BIGU", "1AVB", "LPR", "LAD", "CRBBB"},
+    "atrial fibrillation with rapid ventricular response. incomplete right bundle branch block. otherwise no definite pathology.": {
+        "AFIB",
+        "IRBBB",
+        "NORM",
+    },
+    "sinus bradycardia. premature atrial contraction(s), bigeminy. prolonged pr interval 0.24 sec. left axis deviation. right bundle branch block.": {
+        "SBRAD",
+        "PAC",
+        "BIGU",
+        "1AVB",
+        "LPR",
+        "LAD",
+        "CRBBB",
+    },
     "sinus rhythm.  minor nonspecific anterior st.t changes.": {"SR", "NST"},
     "atrial fibrillation. non-specific st segment depression in v4,5,6.": {"AFIB", "STD", "NST"},
 }

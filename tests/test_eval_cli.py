@@ -1,0 +1,147 @@
+"""End-to-end evaluation commands: `melp probe` on real PTB-XL records, and CLI smoke tests on a synthetic store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from melp.cli.main import main
+from melp.data import open_store
+
+
+def _run(argv: list[str]) -> None:
+    assert main([*argv, "--no-progress"]) == 0
+
+
+@pytest.fixture(scope="module")
+def ptbxl_stores(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Stores from the PTB-XL subset's MELP split files at 100 Hz (train limited to 200 records for speed)."""
+    root = shared_data / "ptbxl-subset"
+    out = tmp_path_factory.mktemp("ptbxl")
+    stores = []
+    for name, limit in (("train", ["--limit", "200"]), ("val", [])):
+        store = out / name
+        argv = ["prepare", "ptbxl", "--root", str(root), "--split-csv", str(root / f"ptbxl_super_class_{name}.csv")]
+        assert main([*argv, "--fs", "100", "--out", str(store), "--no-progress", *limit]) == 0
+        stores.append(store)
+    return stores[0], stores[1]
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_probe_on_real_ptbxl_with_random_tiny_encoder(ptbxl_stores: tuple[Path, Path], tmp_path: Path) -> None:
+    train, val = ptbxl_stores
+    out, scores = tmp_path / "probe.json", tmp_path / "scores.csv"
+    _run([
+        "probe", "--model", "random", "--size", "tiny", "--task", "ptbxl_super",
+        "--train", f"{train}:train", "--val", f"{train}:val", "--split-scheme", "patient", "--test", str(val),
+        "--fractions", "1.0", "--bootstrap", "200", "--out", str(out), "--save-scores", str(scores), "--no-cache",
+    ])  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["task"] == "ptbxl_super" and result["model"] == "random-tiny"
+    assert set(result["per_class"]) == {"HYP", "NORM", "MI", "CD", "STTC"}
+    auroc = result["metrics"]["macro_auroc"]
+    lo, hi = result["ci95"]["macro_auroc"]
+    assert 0.0 <= lo <= auroc <= hi <= 1.0
+    for code, entry in result["per_class"].items():
+        assert entry["n_pos"] > 0, code
+        assert 0.0 <= entry["ci95"][0] <= entry["auroc"] <= entry["ci95"][1] <= 1.0, code
+    assert result["bootstrap"]["n_valid"] == 200
+    assert (tmp_path / "probe.md").read_text().count("macro_auroc") == 1
+    table = pd.read_csv(scores)
+    store = open_store(val)
+    assert list(table.columns) == ["id", "labels", "HYP", "NORM", "MI", "CD", "STTC"]
+    assert table["id"].astype(str).tolist() == store.meta["id"].astype(str).tolist()
+    first = sorted(str(table["labels"][0]).split(";"))
+    assert first == sorted(c for c in store.meta["labels_super"][0] if c in {"HYP", "NORM", "MI", "CD", "STTC"})
+
+
+@pytest.fixture(scope="module")
+def micro_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small synthetic store at 100 Hz and an (untrained) micro MELP with a tokenizer fitted to its reports."""
+    from melp.eval.prompts import load_prompt_bank
+    from melp.models import MELP, MELPConfig, train_wordpiece_tokenizer
+    from melp.models.tokenizer import build_bert_config, build_text_model_dir
+
+    out = tmp_path_factory.mktemp("micro")
+    assert main(["synth", "--n", "40", "--out", str(out / "store"), "--seed", "3", "--fs", "100"]) == 0
+    store = open_store(out / "store")
+    texts = list(store.meta["report"]) + [p for v in load_prompt_bank().values() for p in v]
+    tok = train_wordpiece_tokenizer(texts, vocab_size=300)
+    bert = build_bert_config(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_layers=2,
+        num_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+    )
+    text_dir = build_text_model_dir(out / "text", tokenizer=tok, config=bert)
+    config = replace(MELPConfig.preset("micro"), fs=100)
+    config = replace(config, text=replace(config.text, n_frozen_layers=1))
+    torch.manual_seed(123)
+    model = MELP.from_text_model(config=config, text_model_dir=text_dir)
+    model.save_pretrained(out / "model", tokenizer=model.tokenizer)
+    return out / "store", out / "model"
+
+
+def test_zeroshot_retrieve_generate_smoke(micro_model: tuple[Path, Path], tmp_path: Path) -> None:
+    store, model = micro_model
+    common = ["--bootstrap", "50", "--cache-dir", str(tmp_path / "cache")]
+    _run(["zeroshot", "--model", str(model), "--test", str(store), "--out", str(tmp_path / "zs.json"),
+          "--save-scores", str(tmp_path / "zs.csv"), *common])  # fmt: skip
+    zs = json.loads((tmp_path / "zs.json").read_text())
+    assert zs["task"] == "synthetic" and len(zs["per_class"]) == 20
+    assert all(e["auroc"] is None or 0.0 <= e["auroc"] <= 1.0 for e in zs["per_class"].values())
+    scores = pd.read_csv(tmp_path / "zs.csv")
+    assert scores.shape == (40, 22) and np.isfinite(scores.iloc[:, 2:].to_numpy()).all()
+    assert (scores.iloc[:, 2:].abs() <= 1.0 + 1e-6).all().all()  # cosine scores
+
+    _run(["retrieve", "--model", str(model), "--test", str(store), "--out", str(tmp_path / "ret.json"), *common])
+    ret = json.loads((tmp_path / "ret.json").read_text())["metrics"]
+    assert 0.0 <= ret["ecg2text_R@1"] <= ret["ecg2text_R@5"] <= ret["ecg2text_R@10"] <= 1.0
+    assert ret["n_records"] == 40 and 1 <= ret["ecg2text_median_rank"] <= 40
+
+    _run(["generate", "--model", str(model), "--test", str(store), "--limit", "3", "--method", "greedy", "--max-length", "12",
+          "--out", str(tmp_path / "gen.json"), "--save-reports", str(tmp_path / "gen.jsonl"), *common])  # fmt: skip
+    gen = json.loads((tmp_path / "gen.json").read_text())["metrics"]
+    assert gen["n_records"] == 3 and 0.0 <= gen["bleu4"] <= 1.0 and 0.0 <= gen["clinical_micro_f1"] <= 1.0
+    assert len((tmp_path / "gen.jsonl").read_text().splitlines()) == 3
+
+
+def test_random_baseline_without_text_side_refuses_zero_shot(micro_model: tuple[Path, Path]) -> None:
+    store, _ = micro_model
+    with pytest.raises(SystemExit, match="--text-from"):
+        main(["zeroshot", "--model", "random", "--size", "micro", "--test", str(store), "--no-cache", "--no-progress"])
+
+
+def test_random_baseline_shares_the_text_side_only(micro_model: tuple[Path, Path]) -> None:
+    from melp.eval.random_baseline import load_eval_model
+
+    _, model_dir = micro_model
+    trained = load_eval_model(str(model_dir)).model.state_dict()
+    baseline = load_eval_model("random", size="micro", seed=0, text_from=model_dir).model.state_dict()
+    again = load_eval_model("random", size="micro", seed=0, text_from=model_dir).model.state_dict()
+    assert all(torch.equal(baseline[k], trained[k]) for k in trained if k.startswith(("text.", "decoder.")))
+    assert not torch.equal(baseline["beat_proj"], trained["beat_proj"])
+    assert all(torch.equal(baseline[k], again[k]) for k in baseline)  # seeded
+
+
+def test_eval_suite_writes_one_combined_table(micro_model: tuple[Path, Path], tmp_path: Path) -> None:
+    store, model = micro_model
+    _run(["eval-suite", "--model", str(model), "--train", f"{store}:train", "--val", f"{store}:val", "--test", f"{store}:test",
+          "--split-scheme", "patient", "--fractions", "1.0", "--generate-limit", "2", "--method", "greedy",
+          "--bootstrap", "20", "--out-dir", str(tmp_path / "suite")])  # fmt: skip
+    results = json.loads((tmp_path / "suite" / "results.json").read_text())["results"]
+    protocols = [(r["config"]["protocol"], r["model"]) for r in results]
+    for model_name in ("model", "random-micro"):
+        for protocol in ("zeroshot", "linear_probe", "retrieval", "generation"):
+            assert (protocol, model_name) in protocols
+    table = (tmp_path / "suite" / "results.md").read_text()
+    assert "| model | random-micro |" in table
