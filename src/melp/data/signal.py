@@ -165,8 +165,9 @@ def repair_nonfinite(signal: np.ndarray, fs: float, policy: SignalPolicy) -> tup
         starts, ends = _runs(bad[lead])
         longest = int((ends - starts).max())
         if longest > max_gap:
+            name = STANDARD_LEADS[lead] if signal.shape[0] == len(STANDARD_LEADS) else str(lead)
             raise RecordError(
-                f"lead {lead} has a run of {longest} non-finite samples ({longest / fs:.3f} s), "
+                f"lead {name} has a run of {longest} non-finite samples ({longest / fs:.3f} s), "
                 f"longer than the {policy.max_gap_seconds} s that are interpolated"
             )
         good = ~bad[lead]
