@@ -353,3 +353,21 @@ def test_code15_hdf5_unpadding_resampling_and_skips(tmp_path: Path) -> None:
     padded = open_store(tmp_path / "padded").meta.set_index("id")
     assert padded.loc["12", "length_policy"] == "padded" and padded.loc["12", "pad_seconds"] == 3.0
     assert padded.loc["12", "labels"] == ["ST"]
+
+
+def test_unusable_inputs_fail_with_a_clear_message(tmp_path: Path, mimic_root: Path, mimic_store: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit, match=r"scp_statements\.csv not found"):
+        _prepare("ptbxl", empty, tmp_path / "a")
+    with pytest.raises(SystemExit, match=r"exams\.csv not found"):
+        _prepare("code15", empty, tmp_path / "b")
+    with pytest.raises(SystemExit, match="already holds a complete store"):
+        _prepare("mimic-iv-ecg", mimic_root, mimic_store, "--shard-size", "4")
+    with pytest.raises(SystemExit, match="max_pad_seconds must be in"):
+        _prepare("mimic-iv-ecg", mimic_root, tmp_path / "c", "--max-pad-seconds", "10")
+    split = tmp_path / "split.csv"
+    split.write_text("ecg_id,strat_fold,filename_lr,NORM,MI\n1,1,records100/00000/00001_lr,1,maybe\n")
+    (empty / "scp_statements.csv").write_text("code,diagnostic\n")
+    with pytest.raises(SystemExit, match=r"class column\(s\) \['MI'\] hold values other than 0/1"):
+        _prepare("ptbxl", empty, tmp_path / "d", "--split-csv", str(split))

@@ -82,18 +82,26 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"--root {args.root} is not a folder")
     if args.workers < 1 or args.shard_size < 1:
         raise SystemExit("--workers and --shard-size must be at least 1")
-    policy = SignalPolicy(
-        fs=args.fs,
-        seconds=args.seconds,
-        crop=args.crop,
-        max_pad_seconds=args.max_pad_seconds,
-        unitless=args.unitless,
-        max_gap_seconds=args.max_gap_seconds,
-        max_nan_fraction=args.max_nan_fraction,
-    )
+    try:
+        policy = SignalPolicy(
+            fs=args.fs,
+            seconds=args.seconds,
+            crop=args.crop,
+            max_pad_seconds=args.max_pad_seconds,
+            unitless=args.unitless,
+            max_gap_seconds=args.max_gap_seconds,
+            max_nan_fraction=args.max_nan_fraction,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"melp prepare: {exc}") from exc
     reader = get_reader(args.dataset)
     logger.info("listing %s records under %s", args.dataset, args.root)
-    items = reader.list_items(args.root, args.split_csv)
+    try:
+        items = reader.list_items(args.root, args.split_csv)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise SystemExit(f"melp prepare {args.dataset}: {exc}") from exc
+    if not items:
+        raise SystemExit(f"melp prepare {args.dataset}: no records found under {args.root}")
     if args.limit is not None:
         items = items[: args.limit]
     options = {
@@ -103,19 +111,22 @@ def run(args: argparse.Namespace) -> int:
         "limit": args.limit,
         "policy": {k: getattr(policy, k) for k in policy.__dataclass_fields__},
     }
-    store = build_store(
-        args.out,
-        items,
-        reader.processor(policy),
-        fs=args.fs,
-        seconds=args.seconds,
-        source=reader.source,
-        options=options,
-        workers=args.workers,
-        shard_size=args.shard_size,
-        dtype=args.dtype,
-        progress=not args.no_progress,
-    )
+    try:
+        store = build_store(
+            args.out,
+            items,
+            reader.processor(policy),
+            fs=args.fs,
+            seconds=args.seconds,
+            source=reader.source,
+            options=options,
+            workers=args.workers,
+            shard_size=args.shard_size,
+            dtype=args.dtype,
+            progress=not args.no_progress,
+        )
+    except (FileExistsError, ValueError) as exc:
+        raise SystemExit(f"melp prepare {args.dataset}: {exc}") from exc
     m = store.manifest
     logger.info(
         "%s: read %d, kept %d, skipped %d records → %s",
