@@ -228,18 +228,14 @@ def _meta_row(record: Record) -> dict[str, Any]:
     return row
 
 
-def _write_shard(
-    root: Path, k: int, kept: list[Record], skipped: dict[str, str], *, n_samples: int, dtype: Any
-) -> None:
+def _write_shard(root: Path, k: int, signals: np.ndarray, rows: list[str], skipped: dict[str, str]) -> None:
+    """Write shard ``k``: ``signals`` ``(n, 12, T)``, its JSON metadata lines, then its skips (the completion mark)."""
     npy, jsonl, skip = _shard_paths(root, k)
-    signals = np.empty((len(kept), N_LEADS, n_samples), dtype=dtype)
-    for i, rec in enumerate(kept):
-        signals[i] = rec.signal
     tmp = npy.with_name(npy.name + ".tmp")
     with tmp.open("wb") as f:
         np.save(f, signals)
     os.replace(tmp, npy)
-    _atomic_write_text(jsonl, "".join(json.dumps(_meta_row(r), ensure_ascii=False) + "\n" for r in kept))
+    _atomic_write_text(jsonl, "".join(rows))
     _atomic_write_text(skip, json.dumps(skipped, ensure_ascii=False, indent=0))  # written last: marks the shard done
 
 
@@ -293,7 +289,8 @@ def build_store(
         source: dataset name written to the manifest.
         options: the options used (written to the manifest for provenance).
         workers: processes; the store does not depend on this number.
-        shard_size: items per shard (memory and resume granularity).
+        shard_size: items per shard (memory and resume granularity: one shard of stored samples,
+            ``shard_size × 12 × T`` values, is held in memory).
         dtype: ``float16`` (default, half the disk) or ``float32``.
     """
     root = Path(out)
@@ -328,7 +325,10 @@ def build_store(
                 n_kept += len(ids)
                 bar.update(len(chunk))
             else:
-                kept: list[Record] = []
+                # Kept signals go straight into the shard's array (stored dtype), so memory is one
+                # shard of stored samples, whatever the records' own dtype.
+                signals = np.empty((len(chunk), N_LEADS, n_samples), dtype=np_dtype)
+                rows: list[str] = []
                 skipped = {}
                 for result in _imap(_Guarded(process), chunk, workers, pool):
                     bar.update(1)
@@ -340,15 +340,16 @@ def build_store(
                         reason = validate_record(result, n_samples=n_samples, dtype=np_dtype)
                     if reason is None and isinstance(result, Record):
                         seen.add(result.id)
-                        kept.append(result)
+                        signals[len(rows)] = result.signal
+                        rows.append(json.dumps(_meta_row(result), ensure_ascii=False) + "\n")
                     else:
                         key, n = result.id, 1
                         while key in skipped or key in skipped_all:
                             key, n = f"{result.id}#{n}", n + 1
                         skipped[key] = reason
                         logger.debug("skipped %s: %s", result.id, reason)
-                _write_shard(root, k, kept, skipped, n_samples=n_samples, dtype=np_dtype)
-                n_kept += len(kept)
+                _write_shard(root, k, signals[: len(rows)], rows, skipped)
+                n_kept += len(rows)
             n_skipped += len(skipped)
             skipped_all.update(skipped)
     finally:
