@@ -145,3 +145,26 @@ def test_eval_suite_writes_one_combined_table(micro_model: tuple[Path, Path], tm
             assert (protocol, model_name) in protocols
     table = (tmp_path / "suite" / "results.md").read_text()
     assert "| model | random-micro |" in table
+
+
+def test_finetune_layer_decay_and_smoke(micro_model: tuple[Path, Path], tmp_path: Path) -> None:
+    from melp.eval.finetune import ECGClassifier, FinetuneConfig, param_groups
+    from melp.eval.random_baseline import load_eval_model
+
+    em = load_eval_model("random", size="micro", seed=0)
+    clf = ECGClassifier(model=em.model, n_classes=3, embed_dim=em.model.config.embed_dim)
+    groups = param_groups(clf, FinetuneConfig(lr=1.0, layer_decay=0.5))
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    n_layers = len(em.model.ecg_encoder.layers)  # micro: 2 → stem 0.125, layer 0 0.25, layer 1 0.5, head 1
+    assert lr_of[id(clf.head.weight)] == 1.0
+    assert lr_of[id(next(em.model.ecg_encoder.layers[n_layers - 1].parameters()))] == 0.5
+    assert lr_of[id(next(em.model.ecg_encoder.layers[0].parameters()))] == 0.25
+    assert lr_of[id(next(em.model.ecg_encoder.feature_extractor.parameters()))] == 0.125
+    assert not em.model.text.bert.embeddings.word_embeddings.weight.requires_grad  # text side untouched
+
+    store, model = micro_model
+    _run(["finetune", "--model", str(model), "--train", f"{store}:train", "--val", f"{store}:val", "--test", f"{store}:test",
+          "--split-scheme", "patient", "--epochs", "1", "--train-batch-size", "8", "--bootstrap", "20",
+          "--out", str(tmp_path / "ft.json")])  # fmt: skip
+    result = json.loads((tmp_path / "ft.json").read_text())
+    assert result["config"]["protocol"] == "finetune" and result["config"]["epochs_run"] == 1

@@ -106,13 +106,23 @@ def _dataset(em: EvalModel, sel: Selection, task: Any, indices: np.ndarray | Non
 def finetune(
     em: EvalModel, train: ECGDataset, val: ECGDataset, *, cfg: FinetuneConfig, progress: bool = True
 ) -> tuple[ECGClassifier, dict[str, Any]]:
-    """Fine-tune a copy of ``em``'s ECG side; returns the best-validation classifier and a summary."""
-    assert train.labels is not None and val.labels is not None
+    """Fine-tune a copy of ``em``'s ECG side; returns the best-validation classifier and a summary.
+
+    Deterministic on CPU for a seed: head initialisation, shuffling and dropout draw from streams
+    seeded by ``cfg.seed`` (the global torch RNG is restored afterwards).
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        clf = ECGClassifier(
-            model=copy.deepcopy(em.model), n_classes=train.labels.shape[1], embed_dim=em.model.config.embed_dim
-        )
+        return _finetune(em, train, val, cfg=cfg, progress=progress)
+
+
+def _finetune(
+    em: EvalModel, train: ECGDataset, val: ECGDataset, *, cfg: FinetuneConfig, progress: bool
+) -> tuple[ECGClassifier, dict[str, Any]]:
+    assert train.labels is not None and val.labels is not None
+    clf = ECGClassifier(
+        model=copy.deepcopy(em.model), n_classes=train.labels.shape[1], embed_dim=em.model.config.embed_dim
+    )
     optimizer = torch.optim.AdamW(param_groups(clf, cfg))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     loader = DataLoader(
