@@ -112,3 +112,5 @@ def test_generation_restores_training_mode_and_validates(model: MELP, ecg: torch
         generate(model, ecg, config=GenerationConfig(method="nucleus"))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_length"):
         model.generate(ecg, max_length=1)
+    with pytest.raises(ValueError, match=r"text\.max_length"):
+        model.generate(ecg, max_length=model.config.text.max_length + 1)

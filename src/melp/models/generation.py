@@ -96,6 +96,10 @@ def generate(
 ) -> torch.Tensor:
     """Token ids (B, ≤ max_length) for ECGs (B, 12, T); the model is in eval mode meanwhile."""
     config.validate(model.text.bert.config.vocab_size)
+    if config.max_length > model.config.text.max_length:
+        raise ValueError(
+            f"max_length={config.max_length} exceeds the model's text.max_length={model.config.text.max_length}"
+        )
     was_training = model.training
     model.eval()
     try:
