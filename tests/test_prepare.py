@@ -371,3 +371,22 @@ def test_unusable_inputs_fail_with_a_clear_message(tmp_path: Path, mimic_root: P
     (empty / "scp_statements.csv").write_text("code,diagnostic\n")
     with pytest.raises(SystemExit, match=r"class column\(s\) \['MI'\] hold values other than 0/1"):
         _prepare("ptbxl", empty, tmp_path / "d", "--split-csv", str(split))
+
+
+def test_code_test_set_layout(tmp_path: Path) -> None:
+    root = tmp_path / "code-test"
+    (root / "annotations").mkdir(parents=True)
+    tracings = np.zeros((2, 4096, 12), np.float32)
+    tracings[0, 48:4048] = _ecg(4000, 21)
+    tracings[1, 48:4048] = _ecg(4000, 22)
+    with h5py.File(root / "ecg_tracings.hdf5", "w") as f:
+        f["tracings"] = tracings
+    gold = pd.DataFrame({"1dAVb": [0, 1], "RBBB": [0, 0], "LBBB": [1, 0], "SB": [0, 0], "AF": [0, 1], "ST": [0, 0]})
+    gold.to_csv(root / "annotations" / "gold_standard.csv", index=False)
+    pd.DataFrame({"age": [40, 70], "sex": ["M", "F"]}).to_csv(root / "attributes.csv", index=False)
+    _prepare("code15", root, tmp_path / "store")
+    store = open_store(tmp_path / "store")
+    assert list(store.meta["id"]) == ["code-test-0000", "code-test-0001"]
+    assert list(store.meta["labels"]) == [["LBBB"], ["1AVB", "AFIB"]]
+    assert list(store.meta["is_male"]) == [True, False]
+    _assert_stored(store.signals[1], resample_poly(tracings[1, 48:4048].astype(np.float64).T, 5, 4, axis=-1))

@@ -8,6 +8,11 @@ is removed before resampling, so ``orig_seconds`` is the real length and the sto
 crop/pad policy decides what is kept (the reference instead stretched 4096 samples to 5000).
 Labels use MELP's names (:data:`LABEL_NAMES`). Rows of the HDF5 files that ``exams.csv`` does not
 list (the files' zero filler rows) are ignored; exams without a tracing are skipped.
+
+The CODE **test** set (827 exams, the one MELP evaluates on) is read from the same ``--root``
+when it holds ``ecg_tracings.hdf5`` (``tracings`` only, same format) and
+``annotations/gold_standard.csv`` (the six label columns, one row per tracing) instead of
+``exams.csv``; ids are ``code-test-<row>``, and ``attributes.csv`` (age, sex) is used when present.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ def list_items(root: Path, split_csv: Path | None = None) -> list[Code15Item]:
     """
     if split_csv is not None:
         raise ValueError("code15 takes no --split-csv")
+    if not (root / "exams.csv").is_file() and (root / "ecg_tracings.hdf5").is_file():
+        return _test_items(root)
     if not (root / "exams.csv").is_file():
         raise FileNotFoundError(f"{root / 'exams.csv'} not found; --root must be the CODE-15% folder")
     parts = sorted(root.glob("exams_part*.hdf5"), key=_part_number)
@@ -88,6 +95,30 @@ def list_items(root: Path, split_csv: Path | None = None) -> list[Code15Item]:
         }
         patient = "" if pd.isna(row.get("patient_id")) else str(int(row["patient_id"]))
         items.append(Code15Item(str(row["exam_id"]), row["_file"], int(row["_row"]), patient, labels, extra))
+    return items
+
+
+def _test_items(root: Path) -> list[Code15Item]:
+    """The CODE test set: ``ecg_tracings.hdf5`` rows with the labels of ``gold_standard.csv``."""
+    gold_path = next(
+        (p for p in (root / "annotations" / "gold_standard.csv", root / "gold_standard.csv") if p.is_file()), None
+    )
+    if gold_path is None:
+        raise FileNotFoundError(f"no annotations/gold_standard.csv under {root} for ecg_tracings.hdf5")
+    gold = pd.read_csv(gold_path)
+    with h5py.File(root / "ecg_tracings.hdf5", "r") as f:
+        n = len(f["tracings"])
+    if len(gold) != n:
+        raise ValueError(f"{gold_path} has {len(gold)} rows but ecg_tracings.hdf5 holds {n} tracings")
+    attributes = pd.read_csv(root / "attributes.csv") if (root / "attributes.csv").is_file() else None
+    items = []
+    for row, labels_row in enumerate(gold.to_dict("records")):
+        labels = tuple(name for col, name in LABEL_NAMES.items() if bool(labels_row.get(col, 0)))
+        extra: dict[str, Any] = {"age": None, "is_male": None, "normal_ecg": None}
+        if attributes is not None:
+            extra["age"] = float(attributes["age"].iloc[row])
+            extra["is_male"] = attributes["sex"].iloc[row] == "M"
+        items.append(Code15Item(f"code-test-{row:04d}", str(root / "ecg_tracings.hdf5"), row, "", labels, extra))
     return items
 
 
