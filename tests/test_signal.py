@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import resample_poly
 
-from melp.data.leads import STANDARD_LEADS
+from melp.data.leads import STANDARD_LEADS, canonical_lead_name
 from melp.data.signal import (
     RecordError,
     SignalPolicy,
@@ -185,3 +185,11 @@ def test_standardize_rejects_bad_leads_and_rates(names: list[str], fs: int, reas
     x = np.random.default_rng(0).normal(size=(len(names), 1000))
     with pytest.raises(RecordError, match=reason):
         standardize(x, lead_names=names, units=["mV"] * len(names), fs=fs, policy=SignalPolicy())
+
+
+@pytest.mark.parametrize(
+    ("name", "canonical"),
+    [("AVL", "aVL"), ("avl", "aVL"), ("aVL", "aVL"), ("v1", "V1"), ("DII", "II"), ("Lead III", "III"), ("vx", None)],
+)
+def test_lead_aliases(name: str, canonical: str | None) -> None:
+    assert canonical_lead_name(name) == canonical

@@ -12,7 +12,7 @@ STANDARD_LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", 
 N_LEADS = len(STANDARD_LEADS)
 
 _ALIASES: dict[str, str] = {name.lower(): name for name in STANDARD_LEADS}
-_ALIASES.update({"avr": "aVR", "avl": "aVL", "avf": "aVF", "lead i": "I", "lead ii": "II", "lead iii": "III"})
+_ALIASES.update({"lead i": "I", "lead ii": "II", "lead iii": "III", "di": "I", "dii": "II", "diii": "III"})
 
 
 def canonical_lead_name(name: str) -> str | None:
