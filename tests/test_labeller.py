@@ -121,3 +121,33 @@ def test_cinc2021_ptbxl_reports_agree_with_scp_codes(shared_data: Path) -> None:
         scp = set(ast.literal_eval(row["ptbxl_scp_codes"]))
         found = label_report(row["ptbxl_report"])
         assert found & rhythm_codes == scp & rhythm_codes, row["ptbxl_report"]
+
+
+def test_clinical_score_known_answer() -> None:
+    from melp.eval.textgen import clinical_counts, clinical_scores
+
+    generated = [{"SR", "LAD"}, {"AFIB"}, set()]
+    reference = [{"SR"}, {"AFIB", "CLBBB"}, {"STE"}]
+    codes, counts = clinical_counts(generated, reference)
+    scores, per_code = clinical_scores(codes, counts)
+    # TP: SR, AFIB (2); FP: LAD (1); FN: CLBBB, STE (2)
+    assert scores["clinical_micro_precision"] == pytest.approx(2 / 3)
+    assert scores["clinical_micro_recall"] == pytest.approx(2 / 4)
+    assert scores["clinical_micro_f1"] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
+    # macro over the findings in a reference (SR, AFIB, CLBBB, STE): recalls 1, 1, 0, 0
+    assert scores["clinical_macro_recall"] == pytest.approx(0.5)
+    assert per_code["LAD"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "n_ref": 0, "n_gen": 1}
+
+
+def test_generation_metrics_perfect_and_negated() -> None:
+    from melp.eval.textgen import generation_metrics
+
+    refs = ["sinus rhythm. left axis deviation. borderline ecg.", "atrial fibrillation. st elevation. abnormal ecg."]
+    metrics, _, boot = generation_metrics(refs, refs, n_resamples=20, seed=0)
+    assert metrics["bleu4"] == pytest.approx(1.0) and metrics["rouge_l"] == pytest.approx(1.0)
+    assert metrics["clinical_micro_f1"] == pytest.approx(1.0)
+    assert boot.n_valid == 20
+    negated = ["sinus rhythm. no left axis deviation.", "atrial fibrillation. no st elevation."]
+    metrics, _, _ = generation_metrics(negated, refs, n_resamples=0)
+    assert metrics["clinical_micro_precision"] == pytest.approx(1.0)
+    assert metrics["clinical_micro_recall"] == pytest.approx(0.5)

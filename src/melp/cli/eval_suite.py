@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             logger.info("dataset %s, model %s", test, em.name)
             result, scores = run_zeroshot(em, test, task_name=task, prompts=args.prompts, settings=settings)
             results.append(result)
-            csv = args.out_dir / f"{em.name}_{k}_zeroshot_scores.csv"
+            csv = args.out_dir / f"{em.name.replace('/', '-')}_{k}_zeroshot_scores.csv"
             write_scores_csv(csv, ids=scores.ids, labels=scores.labels, classes=scores.classes, scores=scores.scores)
             if args.train:
                 probe = ProbeConfig(seed=args.seed)

@@ -92,6 +92,12 @@ def _weights_id(directory: Path) -> str:
     return hashlib.sha256(f"{weights}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
 
 
+def model_name(directory: Path) -> str:
+    """How results name a model directory: its name, or ``RUN/final`` for a run's ``final``/``best`` folder."""
+    resolved = directory.resolve()
+    return f"{resolved.parent.name}/{resolved.name}" if resolved.name in ("final", "best") else resolved.name
+
+
 def load_eval_model(
     spec: str, *, size: ECGSize | None = None, seed: int = 0, text_from: str | Path | None = None
 ) -> EvalModel:
@@ -99,7 +105,7 @@ def load_eval_model(
     if spec != RANDOM:
         directory = Path(spec)
         model = MELP.from_pretrained(directory)
-        return EvalModel(model, directory.resolve().name, f"melp-{_weights_id(directory)}", True, model.config.fs)
+        return EvalModel(model, model_name(directory), f"melp-{_weights_id(directory)}", True, model.config.fs)
     if size is None:
         raise SystemExit("--model random needs --size (micro, tiny, small, base or large)")
     donor = None if text_from is None else MELP.from_pretrained(text_from)
