@@ -118,6 +118,19 @@ def test_stage1_mlm_loss_falls_and_saves_a_bert_directory(corpus: dict[str, Path
     assert bert.config.hidden_size == 64 and (corpus["text"] / "tokenizer.json").is_file()
 
 
+def test_stage1_cli_continues_an_existing_bert_with_its_tokenizer(corpus: dict[str, Path], tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from melp.cli.main import main
+
+    out = tmp_path / "continued"
+    argv = ["pretrain-text", "--train", str(corpus["train"]), f"init_from={corpus['text']}", "max_steps=2", "--out", str(out)]
+    assert main(argv) == 0
+    assert AutoTokenizer.from_pretrained(out).get_vocab() == AutoTokenizer.from_pretrained(corpus["text"]).get_vocab()
+    assert [r["step"] for r in _metrics(out / "metrics.jsonl", "train")] == [2]
+    assert f"init_from: {corpus['text']}" in (out / "pretrain_text_config.yaml").read_text()
+
+
 def test_stage2_losses_fall_and_the_model_reloads_and_embeds(corpus: dict[str, Path], tmp_path: Path) -> None:
     from melp.cli.main import main
     from melp.models import MELP
@@ -150,35 +163,34 @@ def test_existing_run_needs_resume(corpus: dict[str, Path], tmp_path: Path) -> N
     assert [r["step"] for r in _metrics(out / "metrics.jsonl", "train")] == [1, 2, 3, 4]
 
 
-def _subprocess(args: list[str]) -> subprocess.Popen[bytes]:
+def _subprocess(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """``melp ARGS`` in a fresh single-threaded interpreter (the in-process tests also run on one thread)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     cmd = [sys.executable, "-c", "import sys, torch; torch.set_num_threads(1); from melp.cli.main import main; "
            "sys.exit(main(sys.argv[1:]))", *args]  # fmt: skip
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def _finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    _, err = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, err.decode()[-3000:]
+    with log.open("wb") as sink:
+        return subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
 
 
 def test_sigkill_and_resume_ends_with_identical_weights(corpus: dict[str, Path], tmp_path: Path) -> None:
-    """12 steps over two epochs with a checkpoint every 2 steps; one run is SIGKILLed after its first checkpoint."""
+    """12 steps over two epochs, a checkpoint every 2 steps; one run is SIGKILLed after its first checkpoint."""
+    from melp.cli.main import main
+
     run = ["--max-steps", "12", "--save-every", "2", "training.epochs=2"]
-    whole = _subprocess(_pretrain_args(corpus, tmp_path / "whole", *run))
     killed_dir = tmp_path / "killed"
-    killed = _subprocess(_pretrain_args(corpus, killed_dir, *run))
+    log = tmp_path / "killed.log"
+    killed = _subprocess(_pretrain_args(corpus, killed_dir, *run), log)
     deadline = time.monotonic() + 120
     while latest_checkpoint(killed_dir / "checkpoints") is None and killed.poll() is None:
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.02)
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=30)
-    assert killed.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert killed.returncode == -signal.SIGKILL, f"the run ended before it could be killed: {log.read_text()[-2000:]}"
     steps = [int(p.name.split("_")[1]) for p in list_checkpoints(killed_dir / "checkpoints")]
     assert steps and max(steps) < 12
-    _finish(_subprocess(_pretrain_args(corpus, killed_dir, *run, "--resume")))
-    _finish(whole)
+    assert main(_pretrain_args(corpus, killed_dir, *run, "--resume")) == 0
+    assert main(_pretrain_args(corpus, tmp_path / "whole", *run)) == 0
     a = load_file(tmp_path / "whole" / "final" / "model.safetensors")
     b = load_file(killed_dir / "final" / "model.safetensors")
     assert a.keys() == b.keys()

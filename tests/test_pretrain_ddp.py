@@ -42,6 +42,21 @@ if env.is_main:
     save_file({k: v.detach().clone().contiguous() for k, v in trainer.model.state_dict().items()}, f"{out}/init.safetensors")
 trainer.fit()
 save_file({k: v.contiguous() for k, v in trainer.model.state_dict().items()}, f"{out}/rank{env.rank}.safetensors")
+
+# A loss that is NaN on rank 1 only: both ranks must skip together and both must raise, not hang.
+cfg = load_pretrain_config(config, [*overrides, "training.max_nonfinite_steps=2"])
+nan_run = build_pretrainer(cfg, train=[train], val=[], text_model=text, run_dir=Path(out) / "nan", env=env)
+loss_fn = nan_run.loss_fn
+def poisoned(outputs):
+    losses = loss_fn(outputs)
+    if env.rank == 1:
+        losses["loss"] = losses["loss"] * float("nan")
+    return losses
+nan_run.loss_fn = poisoned
+try:
+    nan_run.fit()
+except Exception as err:
+    Path(f"{out}/nan_rank{env.rank}.txt").write_text(f"{type(err).__name__}: {err} | step {nan_run.state.step}")
 D.cleanup()
 """
 
@@ -128,3 +143,11 @@ def test_validation_uses_every_record_once(runs: dict[str, Path]) -> None:
     ddp, single = _records(runs["ddp"], "val")[-1], _records(runs["single"], "val")[-1]
     assert ddp["step"] == single["step"] == STEPS
     assert ddp["val_macro_auroc"] == pytest.approx(single["val_macro_auroc"], abs=0.02)
+
+
+@pytest.mark.distributed
+def test_nonfinite_loss_on_one_rank_stops_every_rank(runs: dict[str, Path]) -> None:
+    for rank in range(2):
+        message = (runs["ddp"] / f"nan_rank{rank}.txt").read_text()
+        assert message.startswith("NonFiniteLossError: 2 consecutive steps"), message
+        assert message.endswith("| step 1"), message
