@@ -168,3 +168,11 @@ def test_finetune_layer_decay_and_smoke(micro_model: tuple[Path, Path], tmp_path
           "--out", str(tmp_path / "ft.json")])  # fmt: skip
     result = json.loads((tmp_path / "ft.json").read_text())
     assert result["config"]["protocol"] == "finetune" and result["config"]["epochs_run"] == 1
+
+
+@pytest.mark.parametrize("command", ["zeroshot", "probe", "finetune", "retrieve", "generate", "eval-suite"])
+def test_help_renders(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "--model" in capsys.readouterr().out

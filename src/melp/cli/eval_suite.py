@@ -22,9 +22,7 @@ from pathlib import Path
 from melp.eval.options import SIZES
 
 COMMAND = "eval-suite"
-HELP = (
-    "Run zero-shot, linear probes at 1/10/100 %, retrieval and generation for a model and the random-encoder baseline."
-)
+HELP = "Run zero-shot, linear probes on 1, 10 and 100 percent of the labels, retrieval and generation for a model and the random-encoder baseline."
 
 logger = logging.getLogger(__name__)
 

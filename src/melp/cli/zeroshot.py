@@ -13,7 +13,7 @@ from pathlib import Path
 from melp.eval.options import add_common_args, add_model_args
 
 COMMAND = "zeroshot"
-HELP = "Zero-shot classification: prompt-averaged class embeddings, cosine scores, AUROC/max-F1 with 95 % CIs."
+HELP = "Zero-shot classification: prompt-averaged class embeddings, cosine scores, AUROC/max-F1 with bootstrap CIs."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
