@@ -105,6 +105,7 @@ def main() -> int:
             "cpu_count": os.cpu_count(),
             "torch": torch.__version__,
             "threads": args.threads,
+            "load_average_1_5_15min": list(os.getloadavg()),
         },
         "repeats": repeats,
         "results": results,
