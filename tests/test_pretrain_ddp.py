@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -89,7 +90,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         pytest.fail(f"torchrun did not finish within {TIMEOUT_S} s (a hang?): {err.stderr!r}")
     assert proc.returncode == 0, proc.stderr[-4000:]
     _single_process_run(common, root / "single", [*overrides, "data.batch_size=8"])
-    return {"ddp": root / "ddp", "single": root / "single"}
+    config = REPO / "configs" / "micro.yaml"
+    return {"ddp": root / "ddp", "single": root / "single", "config": config, "text": text, **stores}
 
 
 def _single_process_run(common: list[str], out: Path, overrides: list[str]) -> None:
@@ -151,3 +153,30 @@ def test_nonfinite_loss_on_one_rank_stops_every_rank(runs: dict[str, Path]) -> N
         message = (runs["ddp"] / f"nan_rank{rank}.txt").read_text()
         assert message.startswith("NonFiniteLossError: 2 consecutive steps"), message
         assert message.endswith("| step 1"), message
+
+
+@pytest.mark.distributed
+def test_a_two_process_checkpoint_resumes_in_one_process_at_the_same_data_position(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    from melp.cli.pretrain import build_pretrainer
+    from melp.train.config import load_pretrain_config
+    from melp.train.distributed import init_distributed
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["ddp"] / "checkpoints", run / "checkpoints")
+
+    def trainer(batch: int):  # type: ignore[no-untyped-def]
+        cfg = load_pretrain_config(runs["config"], [f"data.batch_size={batch}", f"training.max_steps={STEPS + 1}"])
+        return build_pretrainer(
+            cfg, train=[str(runs["train"])], val=[], text_model=str(runs["text"]), run_dir=run, env=init_distributed(device="cpu")
+        )
+
+    single = trainer(8)
+    assert single.resume()
+    # 3 steps × 2 ranks × 4 pairs were read: one process continues at pair 24 of the epoch's permutation
+    assert (single.state.step, single.state.world_size, single.state.position) == (STEPS, 1, STEPS * 8)
+    single.fit()
+    assert single.state.step == STEPS + 1
+    with pytest.raises(ValueError, match="pairs per step"):
+        trainer(4).resume()

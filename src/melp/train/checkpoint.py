@@ -54,6 +54,7 @@ class TrainState:
         nonfinite_consecutive: such steps in a row, up to the last step.
         world_size: processes of the run that wrote the state.
         batch_size: per-process micro-batch of the run that wrote the state.
+        grad_accum: micro-batches per step of the run that wrote the state.
     """
 
     step: int = 0
@@ -65,6 +66,12 @@ class TrainState:
     nonfinite_consecutive: int = 0
     world_size: int = 1
     batch_size: int = 1
+    grad_accum: int = 1
+
+    @property
+    def global_batch(self) -> int:
+        """Pairs per optimizer step over all processes."""
+        return self.world_size * self.batch_size * self.grad_accum
 
 
 def capture_rng_state() -> dict[str, Any]:

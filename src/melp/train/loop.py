@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +173,7 @@ class Pretrainer:
             self.optimizer, lr=oc.lr, min_lr=cfg.schedule.min_lr,
             warmup_steps=min(cfg.schedule.warmup_steps, self.total_steps), total_steps=self.total_steps,
         )  # fmt: skip
-        self.state = TrainState(world_size=env.world_size, batch_size=dc.batch_size)
+        self.state = TrainState(world_size=env.world_size, batch_size=dc.batch_size, grad_accum=tc.grad_accum)
         self.ckpt_dir = run_dir / "checkpoints"
         tb_dir = run_dir / "tensorboard" if tc.tensorboard else None
         self.metrics = MetricsLogger(path=run_dir / "metrics.jsonl", tensorboard_dir=tb_dir, enabled=env.is_main)
@@ -190,11 +190,17 @@ class Pretrainer:
             logger.info("no checkpoint under %s: starting from scratch", self.ckpt_dir)
             return False
         state, training, rng = load_training_state(path, rank=self.env.rank)
-        if state.world_size * state.batch_size != self.env.world_size * self.cfg.data.batch_size:
+        now = self.state
+        if state.global_batch != now.global_batch:
             raise ValueError(
-                f"{path} was written by {state.world_size} process(es) × batch {state.batch_size}; this run has "
-                f"{self.env.world_size} × {self.cfg.data.batch_size}, so its data position cannot be restored"
+                f"{path} was written with {state.global_batch} pairs per step ({state.world_size} process(es) × "
+                f"batch {state.batch_size} × grad_accum {state.grad_accum}); this run has {now.global_batch} "
+                f"({now.world_size} × {now.batch_size} × {now.grad_accum}), so its data position cannot be restored"
             )
+        # rank r reads elements r, r + W, ... of the epoch's permutation: the first p samples of every
+        # rank are the first p × W of the permutation, so the position converts between world sizes
+        position = state.position * state.world_size // now.world_size
+        state = replace(state, position=position, world_size=now.world_size, batch_size=now.batch_size, grad_accum=now.grad_accum)
         weights = type(self.model).from_pretrained(path).state_dict()
         self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(training["optimizer"])
