@@ -220,11 +220,12 @@ class Pretrainer:
         try:
             while not stop and self.state.epoch < self.cfg.training.epochs:
                 stop = self._run_epoch(bar)
+            bar.close()
+            if self.val_sets and self._last_val_step != self.state.step:
+                self._validate()
         finally:
             bar.close()
             self.metrics.close()
-        if self.val_sets and self._last_val_step != self.state.step:
-            self._validate()
         if latest_checkpoint(self.ckpt_dir) != self.ckpt_dir / step_dir_name(self.state.step):
             self._save()
         final = self.run_dir / "final"
