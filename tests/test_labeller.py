@@ -151,3 +151,27 @@ def test_generation_metrics_perfect_and_negated() -> None:
     metrics, _, _ = generation_metrics(negated, refs, n_resamples=0)
     assert metrics["clinical_micro_precision"] == pytest.approx(1.0)
     assert metrics["clinical_micro_recall"] == pytest.approx(0.5)
+
+
+def test_corpus_bleu_from_statistics_equals_sacrebleu() -> None:
+    import numpy as np
+    import sacrebleu
+
+    from melp.eval.textgen import CorpusBLEU
+
+    gen = [
+        "sinus rhythm. normal ecg.",
+        "atrial fibrillation. left axis deviation.",
+        "sinus tachycardia with pvcs.",
+        "rbbb.",
+    ]
+    ref = [
+        "sinus rhythm. borderline ecg.",
+        "atrial fibrillation. abnormal ecg.",
+        "sinus tachycardia.",
+        "sinus rhythm. rbbb.",
+    ]
+    bleu = CorpusBLEU(gen, ref)
+    for idx in (np.arange(4), np.array([0, 0, 2, 3]), np.array([1, 3, 3, 3])):
+        expected = sacrebleu.corpus_bleu([gen[i] for i in idx], [[ref[i] for i in idx]]).score / 100
+        assert bleu(idx) == pytest.approx(expected, abs=1e-12)

@@ -1,6 +1,8 @@
 """Report-generation metrics (issue "Evaluation", item 5): BLEU-4, ROUGE-L and a label-level clinical score.
 
-- BLEU-4: ``sacrebleu.corpus_bleu`` (13a tokenisation, one reference per record), reported on a 0-1 scale.
+- BLEU-4: sacrebleu's corpus BLEU (13a tokenisation, exponential smoothing, one reference per record),
+  reported on a 0-1 scale. Per-report n-gram statistics are computed once and summed over each
+  bootstrap resample (``BLEU.compute_bleu``), which equals ``sacrebleu.corpus_bleu`` on the resample.
 - ROUGE-L: ``rouge_score`` F-measure per report, averaged.
 - Clinical score: the :mod:`melp.eval.labeller` findings of each generated report against those of its
   reference. Micro precision/recall/F1 pool the true/false positives of every report; macro values
@@ -16,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import sacrebleu
 from rouge_score import rouge_scorer
+from sacrebleu.metrics import BLEU
 
 from melp.eval.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, BootstrapResult, bootstrap
 from melp.eval.labeller import label_report
@@ -70,6 +72,30 @@ def clinical_scores(codes: Sequence[str], counts: np.ndarray) -> tuple[dict[str,
     }, per_code
 
 
+class CorpusBLEU:
+    """Corpus BLEU-4 of any subset of (generated, reference) pairs from per-pair sacrebleu statistics."""
+
+    def __init__(self, generated: Sequence[str], references: Sequence[str]) -> None:
+        self.bleu = BLEU()
+        stats = [self.bleu.corpus_score([g], [[r]]) for g, r in zip(generated, references)]
+        self.correct = np.array([s.counts for s in stats], dtype=np.int64)  # (N, 4)
+        self.total = np.array([s.totals for s in stats], dtype=np.int64)  # (N, 4)
+        self.sys_len = np.array([s.sys_len for s in stats], dtype=np.int64)  # (N,)
+        self.ref_len = np.array([s.ref_len for s in stats], dtype=np.int64)  # (N,)
+
+    def __call__(self, idx: np.ndarray) -> float:
+        """BLEU-4 on a 0-1 scale of the pairs ``idx`` (repeats allowed)."""
+        score = BLEU.compute_bleu(
+            correct=self.correct[idx].sum(axis=0).tolist(),
+            total=self.total[idx].sum(axis=0).tolist(),
+            sys_len=int(self.sys_len[idx].sum()),
+            ref_len=int(self.ref_len[idx].sum()),
+            smooth_method=self.bleu.smooth_method,
+            smooth_value=self.bleu.smooth_value,
+        )
+        return float(score.score) / 100.0
+
+
 def generation_metrics(
     generated: Sequence[str],
     references: Sequence[str],
@@ -86,11 +112,11 @@ def generation_metrics(
     scorer = rouge_scorer.RougeScorer(["rougeL"])
     rouge = np.array([scorer.score(r, g)["rougeL"].fmeasure for g, r in zip(gen, ref)])
     codes, counts = clinical_counts([label_report(g) for g in gen], [label_report(r) for r in ref])
+    bleu = CorpusBLEU(gen, ref)
 
     def statistic(idx: np.ndarray) -> dict[str, float]:
-        bleu = sacrebleu.corpus_bleu([gen[i] for i in idx], [[ref[i] for i in idx]]).score / 100.0
         clinical, _ = clinical_scores(codes, counts[idx])
-        return {"bleu4": bleu, "rouge_l": float(rouge[idx].mean()), **clinical}
+        return {"bleu4": bleu(idx), "rouge_l": float(rouge[idx].mean()), **clinical}
 
     everything = np.arange(len(gen))
     metrics = statistic(everything)
