@@ -75,6 +75,16 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
+def _net_qrs(qrs: WaveTemplate) -> np.ndarray:
+    """Net (area) vector of a QRS template."""
+    return (qrs.sigmas[:, None] * qrs.vectors).sum(axis=0)
+
+
+def _secondary_scale(qrs: WaveTemplate) -> float:
+    """Secondary ST-T changes scale with the QRS: 1 for a normal-sized QRS, less for low voltage."""
+    return float(min(1.0, np.linalg.norm(qrs.vectors, axis=1).max() / 1.1))
+
+
 def _qrs_axis(rng: np.random.Generator, f: Findings) -> float:
     if "LAD" in f:
         return rng.uniform(-60, -42) if "LVH" in f else rng.uniform(-78, -42)
@@ -84,14 +94,14 @@ def _qrs_axis(rng: np.random.Generator, f: Findings) -> float:
         return rng.uniform(-10, 50)
     if {"CLBBB", "CRBBB"} & set(f.codes):
         return rng.uniform(-5, 55)
-    return rng.uniform(10, 75)
+    return rng.uniform(10, 70)
 
 
 def _qrs_magnitude(rng: np.random.Generator, f: Findings) -> float:
     if "LVH" in f:
         return rng.uniform(2.2, 2.8)
     if "LVOLT" in f:
-        return rng.uniform(0.22, 0.32)
+        return rng.uniform(0.2, 0.29)
     return rng.uniform(0.8, 1.15)
 
 
@@ -125,9 +135,9 @@ def _qrs_template(rng: np.random.Generator, f: Findings) -> WaveTemplate:
 
 def _t_vector(rng: np.random.Generator, f: Findings, qrs: WaveTemplate) -> np.ndarray:
     """T vector: concordant with a normal QRS, discordant after LBBB, inverted with INVT."""
-    amp = rng.uniform(0.22, 0.4) * (0.5 if "LVOLT" in f else 1.0)
+    amp = rng.uniform(0.22, 0.4) * (0.7 if "LVOLT" in f else 1.0)
     if "CLBBB" in f:
-        return -rng.uniform(0.3, 0.55) * _unit((qrs.sigmas[:, None] * qrs.vectors).sum(axis=0))
+        return -rng.uniform(0.3, 0.55) * _secondary_scale(qrs) * _unit(_net_qrs(qrs))
     t = amp * (frontal_axis(rng.uniform(15, 65)) + np.array([0.0, 0.0, rng.uniform(0.15, 0.45)]))
     if "CRBBB" in f:
         t -= 0.3 * amp * _unit(qrs.vectors[-1])
@@ -141,7 +151,7 @@ def _t_vector(rng: np.random.Generator, f: Findings, qrs: WaveTemplate) -> np.nd
 def _st_vector(rng: np.random.Generator, f: Findings, qrs: WaveTemplate) -> np.ndarray:
     """ST-segment shift vector (zero when the ST segment is isoelectric)."""
     if "CLBBB" in f:
-        return -rng.uniform(0.1, 0.2) * _unit((qrs.sigmas[:, None] * qrs.vectors).sum(axis=0))
+        return -rng.uniform(0.1, 0.2) * _secondary_scale(qrs) * _unit(_net_qrs(qrs))
     if "STE" in f:
         direction = {"anterior": [0.15, 0.0, 1.0], "inferior": [-0.2, 1.0, 0.0], "lateral": [1.0, -0.5, 0.2]}
         return rng.uniform(0.18, 0.32) * _unit(np.array(direction[f.ste_territory]))
@@ -170,11 +180,13 @@ def sample_morphology(rng: np.random.Generator, f: Findings) -> Morphology:
         rng.uniform(0.14, 0.18), peak=0.35,
     )  # fmt: skip
     st_vector = _st_vector(rng, f, qrs)
-    t_vector = _t_vector(rng, f, qrs) + (0.6 * st_vector if "STE" in f else 0.0)
+    hyperacute = "STE" in f and "INVT" not in f
+    t_vector = _t_vector(rng, f, qrs) + (0.6 * st_vector if hyperacute else 0.0)
     return Morphology(
         qrs=qrs, p=p, pac_p=pac_p, pvc=pvc, t_vector=t_vector,
         pvc_t_vector=-low * rng.uniform(0.3, 0.55) * focus, st_vector=st_vector,
-        t_sigma=rng.uniform(0.04, 0.055), qtc=rng.uniform(0.49, 0.56) if "LNGQT" in f else rng.uniform(0.37, 0.43),
+        t_sigma=rng.uniform(0.055, 0.07) if "LNGQT" in f else rng.uniform(0.04, 0.055),
+        qtc=rng.uniform(0.49, 0.56) if "LNGQT" in f else rng.uniform(0.37, 0.43),
     )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ RATE_BANDS: dict[str, tuple[float, float]] = {
     "SR": (62.0, 96.0),
     "SBRAD": (42.0, 56.0),
     "STACH": (106.0, 145.0),
-    "SARRH": (64.0, 88.0),
+    "SARRH": (67.0, 88.0),
     "AFIB": (70.0, 140.0),
 }
 _MARGIN_S = 1.5
@@ -51,7 +51,7 @@ def _sinus_times(rng: np.random.Generator, rhythm: str, seconds: float) -> np.nd
     """QRS onset times of a sinus rhythm with heart-rate variability (a loop over ~20 beats)."""
     lo, hi = RATE_BANDS[rhythm]
     rr0 = 60.0 / rng.uniform(lo, hi)
-    resp = rng.uniform(0.10, 0.18) if rhythm == "SARRH" else rng.uniform(0.005, 0.025)
+    resp = rng.uniform(0.12, 0.22) if rhythm == "SARRH" else rng.uniform(0.005, 0.025)
     f_resp, phase = rng.uniform(0.18, 0.3), rng.uniform(0, 2 * np.pi)
     times = [-_MARGIN_S - rng.uniform(0, rr0)]
     lf = 0.0
@@ -89,14 +89,18 @@ def _flutter_times(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray
 
 
 def _premature_slots(rng: np.random.Generator, times: np.ndarray, seconds: float, taken: set[int]) -> list[int]:
-    """Indices of 1-3 non-adjacent beats inside the visible window to make premature."""
-    inside = [i for i in range(2, len(times) - 2) if 0.4 < times[i] < seconds - 0.8 and not ({i - 1, i, i + 1} & taken)]
-    if not inside:
-        return []
-    k = min(len(inside), int(rng.integers(1, 4)))
+    """Indices of 2-4 beats inside the visible window to make premature, each between two normal beats.
+
+    Premature beats are at least three beats apart (no bigeminy), so a record keeps pairs of
+    consecutive normal beats.
+    """
+    inside = [
+        i for i in range(2, len(times) - 2) if 0.4 < times[i] < seconds - 0.8 and all(abs(i - j) > 2 for j in taken)
+    ]
+    k = int(rng.integers(2, 5))
     chosen: list[int] = []
     for i in rng.permutation(inside):
-        if len(chosen) < k and all(abs(int(i) - j) > 1 for j in chosen):
+        if len(chosen) < k and all(abs(int(i) - j) > 2 for j in chosen):
             chosen.append(int(i))
     return sorted(chosen)
 
@@ -110,8 +114,8 @@ def sample_beats(
         rng: the record's generator.
         rhythm: ``SR``, ``SBRAD``, ``STACH``, ``SARRH``, ``AFIB`` or ``AFLT``.
         seconds: record length.
-        pvc, pac: insert premature ventricular / atrial beats (1-3 each, inside the window).
-        av_block: first-degree AV block (PR 210-320 ms instead of 120-190 ms).
+        pvc, pac: insert premature ventricular / atrial beats (2-4 each where the window has room).
+        av_block: first-degree AV block (PR 230-340 ms instead of 120-190 ms).
     """
     flutter_period = flutter_phase = 0.0
     if rhythm == "AFIB":
@@ -124,7 +128,7 @@ def sample_beats(
         raise ValueError(f"unknown rhythm {rhythm!r}; expected one of {sorted(RATE_BANDS)} or AFLT")
     types = np.full(len(times), "N", dtype="<U3")
     sinus = rhythm not in ("AFIB", "AFLT")
-    pr_lo, pr_hi = (0.21, 0.32) if av_block else (0.12, 0.19 if rhythm != "STACH" else 0.16)
+    pr_lo, pr_hi = (0.23, 0.34) if av_block else (0.12, 0.19 if rhythm != "STACH" else 0.16)
     pr = np.full(len(times), rng.uniform(pr_lo, pr_hi) if sinus else np.nan)
     taken: set[int] = set()
     if pac and sinus:

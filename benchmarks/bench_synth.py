@@ -1,0 +1,92 @@
+"""Synthetic-corpus generation speed: records/s on one core at 500 Hz × 10 s (issue target ≥ 200).
+
+Measures :func:`melp.data.synthetic.generate_record` in a single process (one core), median of
+several repeats, at 500 Hz (the store default) and 100 Hz (the demo's rate), and the end-to-end
+``melp synth`` store build (generation + float16 shards) with one worker.
+
+Run: ``.venv/bin/python -m benchmarks.bench_synth [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from melp.data import build_store
+from melp.data.synthetic import SynthItem, generate_record, process_item
+
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_synth.json"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def records_per_s(n: int, *, fs: int, repeats: int) -> tuple[float, list[float]]:
+    """Median records/s over ``repeats`` runs of ``n`` records (after one warm-up record)."""
+    generate_record(seed=0, index=0, fs=fs)
+    rates = []
+    for r in range(repeats):
+        start = time.perf_counter()
+        for i in range(n):
+            generate_record(seed=r + 1, index=i, fs=fs)
+        rates.append(n / (time.perf_counter() - start))
+    return statistics.median(rates), rates
+
+
+def store_records_per_s(n: int) -> float:
+    items = [SynthItem(seed=0, index=i) for i in range(n)]
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        build_store(Path(tmp) / "s", items, process_item, fs=500, seconds=10.0, source="synthetic", progress=False)
+        return n / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer records and repeats")
+    args = parser.parse_args()
+    n, repeats = (200, 3) if args.quick else (1000, 5)
+    results = {}
+    for fs in (500, 100):
+        median, rates = records_per_s(n, fs=fs, repeats=repeats)
+        results[f"generate_{fs}hz_10s"] = {"records_per_s": round(median, 1), "runs": [round(x, 1) for x in rates]}
+        print(f"generate_record at {fs} Hz × 10 s: {median:.0f} records/s per core (runs {[round(x) for x in rates]})")
+    store_rate = store_records_per_s(n)
+    results["melp_synth_store_500hz_1_worker"] = {"records_per_s": round(store_rate, 1)}
+    print(f"melp synth store build (500 Hz, 1 worker, float16): {store_rate:.0f} records/s")
+    record = {
+        "benchmark": "bench_synth",
+        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.bench_synth", *sys.argv[1:]]),
+        "machine": {
+            "platform": platform.platform(),
+            "cpu": cpu_name(),
+            "cpu_count": os.cpu_count(),
+            "load_avg_1min": round(os.getloadavg()[0], 2),
+        },
+        "records_per_run": n,
+        "repeats": repeats,
+        "target_records_per_s": 200,
+        "results": results,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
