@@ -17,7 +17,6 @@ from melp.report.alignment import (
     detect_beats,
     ecg_paper_figure,
     sentence_links,
-    sentence_query_attention,
     sentence_time_attention,
 )
 from melp.report.document import Alignment, Figure, Section, render_html, render_markdown
@@ -134,29 +133,6 @@ def test_bad_artefacts_fail_clearly(tmp_path: Path) -> None:
         build_report(ReportInputs(out_dir=tmp_path, results=[ResultEntry("zero-shot", "MELP", tmp_path / "r.json")]))
 
 
-def _naive_alignment(beats: np.ndarray, sentences: np.ndarray, temp1: float) -> np.ndarray:
-    """melp-spec §3.2 steps 1-3 written as loops."""
-    q, s = len(beats), len(sentences)
-    scores = [[float(beats[i] @ sentences[k]) for k in range(s)] for i in range(q)]
-    over_s = [[np.exp(scores[i][k]) / sum(np.exp(v) for v in scores[i]) for k in range(s)] for i in range(q)]
-    out = np.zeros((s, q))
-    for k in range(s):
-        denom = sum(np.exp(temp1 * over_s[i][k]) for i in range(q))
-        for i in range(q):
-            out[k, i] = np.exp(temp1 * over_s[i][k]) / denom
-    return out
-
-
-def test_sentence_query_attention_matches_the_spec_loops() -> None:
-    rng = np.random.default_rng(1)
-    beats, sentences = rng.normal(size=(6, 8)), rng.normal(size=(3, 8))
-    got = sentence_query_attention(beats, sentences, temp1=4.0)
-    np.testing.assert_allclose(got, _naive_alignment(beats, sentences, 4.0), rtol=1e-10)
-    np.testing.assert_allclose(got.sum(axis=1), 1.0)
-    with pytest.raises(ValueError, match="no sentence"):
-        sentence_query_attention(beats, sentences[:0])
-
-
 def _example(fs: float = 100.0) -> AlignmentExample:
     t = np.arange(1000) / fs
     beats = np.arange(50, 1000, 100)  # one beat per second
@@ -166,12 +142,12 @@ def _example(fs: float = 100.0) -> AlignmentExample:
     beat_attn = np.full((4, 50), 1e-3)
     beat_attn[0, 2] = beat_attn[1, 42] = beat_attn[2, 22] = beat_attn[3, 12] = 1.0  # frame k covers 0.2 k s
     beat_attn /= beat_attn.sum(axis=1, keepdims=True)
-    to_query = np.array([[0.97, 0.01, 0.01, 0.01], [0.01, 0.97, 0.01, 0.01]])
+    to_query = np.array([[0.97, 0.01, 0.01, 0.01], [0.01, 0.97, 0.01, 0.01], [0.25, 0.25, 0.25, 0.25]])
     return AlignmentExample(
         record_id="r1",
         signal=signal,
         fs=fs,
-        sentences=["Sinus rhythm.", "Left axis deviation."],
+        sentences=["Sinus rhythm.", "Left axis deviation.", "Abnormal ECG."],
         sentence_to_query=to_query,
         beat_attn=beat_attn,
         beats=beats,
@@ -180,12 +156,16 @@ def _example(fs: float = 100.0) -> AlignmentExample:
 
 def test_sentence_links_name_the_attended_beats() -> None:
     example = _example()
-    np.testing.assert_allclose(sentence_time_attention(example.sentence_to_query, example.beat_attn).max(axis=1), 1.0)
+    np.testing.assert_allclose(sentence_time_attention(example.sentence_to_query, example.beat_attn).sum(axis=1), 1.0)
+    np.testing.assert_allclose(example.sentence_time.mean(axis=1), 1.0)  # relative to uniform
     links = sentence_links(example, max_beats=1)
     assert links[0].beat_numbers == (1,) and links[0].beat_times == (0.5,)  # query 0 looks at 0.4-0.6 s
     assert links[1].beat_numbers == (9,) and links[1].beat_times == (8.5,)  # query 1 looks at 8.4-8.6 s
     assert links[0].top_queries[0][0] == 0 and links[1].top_queries[0][0] == 1
     assert links[0].colour != links[1].colour
+    assert links[0].peak > 30  # 0.97 of its attention on one query that looks at one frame of 50
+    links = sentence_links(example, max_beats=10)
+    assert links[2].beat_numbers == (1, 3, 5, 9)  # spread over the 4 queries: only the beats they look at
 
 
 def test_detect_beats_finds_the_r_peaks() -> None:

@@ -210,7 +210,7 @@ def _synthesise(plan: DemoPlan) -> None:
 def _pretrain_text(plan: DemoPlan) -> None:
     argv = ["pretrain-text", "--train", str(plan.stores["train"]), "--out", str(plan.text_model)]
     argv += ["--max-steps", str(plan.text_steps), f"size={plan.preset}"]
-    _step(plan, "stage 1: text pretraining", (plan.text_model / "config.json").is_file(), partial(_melp, argv))
+    _step(plan, "stage 1: text pretraining", (plan.text_model / "tokenizer.json").is_file(), partial(_melp, argv))
 
 
 def _pretrain(plan: DemoPlan) -> None:
@@ -220,7 +220,7 @@ def _pretrain(plan: DemoPlan) -> None:
     if (plan.run_dir / "checkpoints").is_dir() and any((plan.run_dir / "checkpoints").iterdir()):
         argv.append("--resume")
     argv += plan.overrides
-    _step(plan, "stage 2: MELP pretraining", (plan.model_dir / "config.json").is_file(), partial(_melp, argv))
+    _step(plan, "stage 2: MELP pretraining", (plan.model_dir / "tokenizer.json").is_file(), partial(_melp, argv))
 
 
 def _model_args(plan: DemoPlan, model: str) -> list[str]:

@@ -2,8 +2,8 @@
 
 For one ECG and its report, the beat queries' attention over ECG frames (``beat_attn``, (Q, N))
 says *where in time* each query looks; the local-alignment attention between the report's
-sentence embeddings and the beat embeddings (§3.2 steps 1–3: softmax over sentences, ×temp1,
-softmax over beats) says *which queries* each sentence draws on. Their product gives each
+sentence embeddings and the beat embeddings (§3.2 steps 1–3, :func:`melp.losses.local_alignment.local_attention_maps`)
+says *which queries* each sentence draws on. Their product gives each
 sentence's attention over time, which the report draws under the ECG, one colour per sentence,
 and turns into a list of the beats each sentence attends to.
 
@@ -20,9 +20,10 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from scipy.signal import butter, find_peaks, sosfiltfilt
 
-LOCAL_TEMP1 = 4.0  # melp-spec.md §3.2 step 3: sharpening before the softmax over beats
 _LEAD_NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 _RHYTHM_LEAD = 1  # lead II
+_SHADE_FROM = 1.5  # shade where a sentence attends ≥ 1.5 × uniform
+_LINK_FROM = 1.2  # list a beat for a sentence that attends to it ≥ 1.2 × uniform
 
 
 @dataclass
@@ -58,8 +59,8 @@ class AlignmentExample:
 
     @property
     def sentence_time(self) -> np.ndarray:
-        """``(S, N)`` each sentence's attention over time, scaled to a maximum of 1 per sentence."""
-        return sentence_time_attention(self.sentence_to_query, self.beat_attn)
+        """``(S, N)`` each sentence's attention over time relative to uniform attention (1 = uniform)."""
+        return sentence_time_attention(self.sentence_to_query, self.beat_attn) * self.beat_attn.shape[1]
 
 
 @dataclass(frozen=True)
@@ -72,39 +73,14 @@ class SentenceLink:
     beat_times: tuple[float, ...]
     beat_types: tuple[str, ...]
     top_queries: tuple[tuple[int, float], ...]
-
-
-def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    z = x - x.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def sentence_query_attention(beat_embs: np.ndarray, sentence_embs: np.ndarray, *, temp1: float = LOCAL_TEMP1) -> np.ndarray:
-    """The local-alignment attention of §3.2 for one ECG–report pair.
-
-    Args:
-        beat_embs: ``(Q, D)`` beat embeddings.
-        sentence_embs: ``(S, D)`` embeddings of the valid sentences only.
-        temp1: sharpening applied before the softmax over beats.
-
-    Returns:
-        ``(S, Q)`` attention of each sentence over the beat queries (rows sum to 1).
-    """
-    if beat_embs.ndim != 2 or sentence_embs.ndim != 2 or beat_embs.shape[1] != sentence_embs.shape[1]:
-        raise ValueError(f"expected beat_embs (Q, D) and sentence_embs (S, D), got {beat_embs.shape} and {sentence_embs.shape}")
-    if len(sentence_embs) == 0:
-        raise ValueError("the report has no sentence embeddings to align")
-    scores = beat_embs.astype(np.float64) @ sentence_embs.astype(np.float64).T  # (Q, S)
-    over_sentences = _softmax(scores, axis=1)  # (Q, S)
-    return _softmax(temp1 * over_sentences, axis=0).T  # (S, Q)
+    peak: float
 
 
 def sentence_time_attention(sentence_to_query: np.ndarray, beat_attn: np.ndarray) -> np.ndarray:
-    """``(S, Q) @ (Q, N)``: each sentence's attention over ECG frames, scaled to a maximum of 1."""
-    weights = sentence_to_query @ beat_attn  # (S, N)
-    peak = weights.max(axis=1, keepdims=True)
-    return weights / np.where(peak > 0, peak, 1.0)
+    """``(S, Q) @ (Q, N)``: each sentence's attention over ECG frames (rows sum to 1 when the inputs' rows do)."""
+    if sentence_to_query.shape[1] != beat_attn.shape[0]:
+        raise ValueError(f"sentence attention {sentence_to_query.shape} does not match beat attention {beat_attn.shape}")
+    return sentence_to_query @ beat_attn  # (S, N)
 
 
 def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
@@ -131,7 +107,7 @@ def sentence_colours(n: int) -> list[str]:
 def sentence_links(example: AlignmentExample, *, max_beats: int = 3, max_queries: int = 2) -> list[SentenceLink]:
     """For each sentence, the beats under its strongest attention and its strongest beat queries.
 
-    A beat's weight for a sentence is the sentence's attention at the frame holding the beat's R
+    Only beats the sentence attends to at least 1.2 × uniformly are listed. A beat's weight for a sentence is the sentence's attention at the frame holding the beat's R
     peak; beats are listed by number (1 = first beat of the record) in time order.
     """
     colours = sentence_colours(len(example.sentences))
@@ -143,7 +119,7 @@ def sentence_links(example: AlignmentExample, *, max_beats: int = 3, max_queries
         chosen: tuple[int, ...] = ()
         if len(frames):
             order = np.argsort(-weights[s, frames], kind="stable")[:max_beats]
-            chosen = tuple(sorted(int(i) for i in order))
+            chosen = tuple(sorted(int(i) for i in order if weights[s, frames[i]] >= _LINK_FROM))
         queries = np.argsort(-example.sentence_to_query[s], kind="stable")[:max_queries]
         links.append(
             SentenceLink(
@@ -153,6 +129,7 @@ def sentence_links(example: AlignmentExample, *, max_beats: int = 3, max_queries
                 beat_times=tuple(float(example.beats[i] / example.fs) for i in chosen),
                 beat_types=tuple(example.beat_types[i] for i in chosen) if example.beat_types else (),
                 top_queries=tuple((int(q), float(example.sentence_to_query[s, q])) for q in queries),
+                peak=float(weights[s].max()),
             )
         )
     return links
@@ -174,19 +151,24 @@ def alignment_figure(example: AlignmentExample) -> Figure:
     ax_ecg.plot(times, lead, color="black", lw=0.8)
     best = weights.argmax(axis=0)  # (N,) the sentence attending most to each frame
     half = 0.5 * (frame_times[1] - frame_times[0]) if len(frame_times) > 1 else 0.5 * times[-1]
-    strength = weights.max(axis=0)
+    strength = weights.max(axis=0)  # (N,) relative to uniform
+    top = max(float(strength.max()), _SHADE_FROM + 1e-9)
     for n, t in enumerate(frame_times):
-        if strength[n] > 0.3:
-            ax_ecg.axvspan(t - half, t + half, color=colours[best[n]], alpha=0.35 * float(strength[n]), lw=0)
+        if strength[n] > _SHADE_FROM:
+            alpha = 0.15 + 0.45 * (float(strength[n]) - _SHADE_FROM) / (top - _SHADE_FROM)
+            ax_ecg.axvspan(t - half, t + half, color=colours[best[n]], alpha=alpha, lw=0)
     for k, beat in enumerate(example.beats):
         kind = example.beat_types[k] if example.beat_types and example.beat_types[k] != "N" else ""
         label = f"{k + 1} {kind}".strip()
         ax_ecg.text(beat / example.fs, lead.max(), label, fontsize=7, ha="center", va="bottom", color="0.3")
     ax_ecg.set_ylabel(f"lead {_LEAD_NAMES[_RHYTHM_LEAD]} (mV)")
-    ax_ecg.set_title(f"{example.record_id}: beat-level alignment (shading = sentence attending most)", fontsize=10)
+    ax_ecg.set_title(
+        f"{example.record_id}: beat-level alignment (shaded where a sentence attends ≥ {_SHADE_FROM:g}× uniform)", fontsize=10
+    )
     for s, sentence in enumerate(example.sentences):
         ax_sent.plot(frame_times, weights[s], color=colours[s], lw=1.5, label=_short(sentence))
-    ax_sent.set_ylabel("sentence → time")
+    ax_sent.axhline(1.0, color="0.5", lw=0.8, ls=":")
+    ax_sent.set_ylabel("attention / uniform")
     ax_sent.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     q = example.beat_attn.shape[0]
     ax_beat.imshow(

@@ -72,9 +72,9 @@ def _link_text(link: SentenceLink) -> str:
         f"beat {n} ({kind + ', ' if kind not in ('', 'N') else ''}{t:.2f} s)"
         for n, t, kind in zip(link.beat_numbers, link.beat_times, kinds)
     )
-    beats = beats or "no beats found"
+    beats = beats or "no beat (attention within 1.2× uniform)"
     queries = ", ".join(f"q{q} ({w:.2f})" for q, w in link.top_queries)
-    return f"attends to {beats}; strongest beat queries {queries}"
+    return f"attends to {beats}; peak {link.peak:.1f}× uniform; strongest beat queries {queries}"
 
 
 def _md_table(table: Table) -> list[str]:

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from melp.report.alignment import AlignmentExample, detect_beats, sentence_query_attention
+from melp.losses.local_alignment import local_attention_maps
+from melp.report.alignment import AlignmentExample, detect_beats
 
 SENTENCE_DELIMITER = "."
 
@@ -103,9 +104,8 @@ class ModelRunner:
         batch = self.collator([self.dataset[index]])
         ecg_out = self.model.encode_ecg(batch["ecg"])
         text_out = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
-        mask = text_out["sentence_mask"][0].bool()  # (S,)
-        sentence_embs = text_out["sentence_embs"][0][mask].float().numpy()  # (S', D)
-        beat_embs = ecg_out["beat_embs"][0].float().numpy()  # (Q, D)
+        mask = text_out["sentence_mask"].bool()  # (1, S)
+        alpha = local_attention_maps(ecg_out["beat_embs"], text_out["sentence_embs"], mask)  # (1, S, Q)
         beat_attn = ecg_out["beat_attn"][0].float().numpy()  # (Q, N)
         signal = np.asarray(self.store.signals[index], dtype=np.float32)  # (12, T)
         fs = float(self.store.fs)
@@ -115,7 +115,7 @@ class ModelRunner:
             signal=signal,
             fs=fs,
             sentences=self.sentence_texts(batch["input_ids"][0], int(mask.sum())),
-            sentence_to_query=sentence_query_attention(beat_embs, sentence_embs),
+            sentence_to_query=alpha[0][mask[0]].float().numpy(),  # (S', Q) real sentences only
             beat_attn=beat_attn,
             beats=beats,
             beat_types=beat_types,
