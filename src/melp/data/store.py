@@ -117,18 +117,11 @@ class ShardedSignals:
             raise IndexError(f"record index out of range for {len(self)} records")
         if idx.size == 0:
             return np.empty((0, *self.shape[1:]), dtype=self.dtype)
-        # Gather in sorted order, one contiguous run per shard, then put back in the order asked
-        # for: gathers into fresh arrays are several times faster than scattering into one.
-        order = np.argsort(idx, kind="stable")
-        sorted_idx = idx[order]
-        shard_of = np.searchsorted(self._offsets, sorted_idx, side="right") - 1
-        bounds = np.flatnonzero(np.diff(shard_of)) + 1
-        parts = [
-            np.take(self._shards[shard_of[run[0]]], sorted_idx[run] - self._offsets[shard_of[run[0]]], axis=0)
-            for run in np.split(np.arange(len(sorted_idx)), bounds)
-        ]
-        gathered = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return gathered[np.argsort(order, kind="stable")]
+        # One copy per record straight from its shard: about twice as fast as a per-shard gather
+        # followed by a reordering gather (benchmarks/bench_store_read.py).
+        shard_of = np.searchsorted(self._offsets, idx, side="right") - 1
+        local = idx - self._offsets[shard_of]
+        return np.stack([self._shards[s][i] for s, i in zip(shard_of.tolist(), local.tolist())])
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         arr = self[np.arange(len(self))]
