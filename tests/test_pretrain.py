@@ -152,6 +152,26 @@ def test_stage2_losses_fall_and_the_model_reloads_and_embeds(corpus: dict[str, P
     assert torch.allclose(emb.norm(dim=-1), torch.ones(3), atol=1e-4)
 
 
+def test_early_stopping_after_patience_validations_without_improvement(corpus: dict[str, Path], tmp_path: Path) -> None:
+    from melp.cli.pretrain import build_pretrainer
+    from melp.train.config import load_pretrain_config
+    from melp.train.distributed import init_distributed
+
+    # an LR of 1e-12 (written 1.0e-12: YAML 1.1 reads 1e-12 as a string) leaves the scores, hence the AUROC, unchanged: the second validation is no improvement
+    overrides = ["optim.lr=1.0e-12", "schedule.min_lr=0", "training.val_every=2", "training.early_stopping_patience=1",
+                 "training.max_steps=10"]  # fmt: skip
+    cfg = load_pretrain_config(MICRO, overrides)
+    trainer = build_pretrainer(
+        cfg, train=[str(corpus["train"])], val=[str(corpus["val"])], text_model=str(corpus["text"]),
+        run_dir=tmp_path / "run", env=init_distributed(device="cpu"),
+    )  # fmt: skip
+    trainer.fit()
+    assert trainer.state.step == 4 and trainer.state.bad_validations == 1
+    val = _metrics(tmp_path / "run" / "metrics.jsonl", "val")
+    assert [r["step"] for r in val] == [2, 4] and val[0]["val_macro_auroc"] == val[1]["best_val_macro_auroc"]
+    assert json.loads((tmp_path / "run" / "checkpoints" / "best" / "best.json").read_text())["step"] == 2
+
+
 def test_existing_run_needs_resume(corpus: dict[str, Path], tmp_path: Path) -> None:
     from melp.cli.main import main
 
