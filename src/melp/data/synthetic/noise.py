@@ -50,8 +50,8 @@ def sample_noise(
     amps = levels.wander_mv * rng.uniform(0.2, 1.0, size=(n_leads, 2, 1))
     phases = rng.uniform(0, 2 * np.pi, size=(n_leads, 2, 1))
     wander = (amps * np.sin(2 * np.pi * freqs * coarse + phases)).sum(axis=1)  # (L, T_coarse)
-    gains = rng.uniform(0.5, 1.5, size=(n_leads, 1))
-    noise = levels.muscle_mv * gains * rng.standard_normal((n_leads, n_samples))  # (L, T)
+    gains = (levels.muscle_mv * rng.uniform(0.5, 1.5, size=(n_leads, 1))).astype(np.float32)
+    noise = gains * rng.standard_normal((n_leads, n_samples), dtype=np.float32)  # (L, T)
     for lead in range(n_leads):
         noise[lead] += np.interp(t, coarse, wander[lead])
     if levels.powerline_mv:
