@@ -9,7 +9,7 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 COMMAND = "draw"
-HELP = "draw K random records of each store on ECG paper, stores side by side, into one image"
+HELP = "Draw K random records of each store on ECG paper, stores side by side (e.g. synthetic beside real)."
 
 logger = logging.getLogger(__name__)
 

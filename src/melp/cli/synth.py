@@ -6,7 +6,7 @@ import argparse
 import logging
 
 COMMAND = "synth"
-HELP = "generate the synthetic 12-lead ECG-report corpus into a store"
+HELP = "Generate the synthetic 12-lead ECG-report corpus (exact beat-level ground truth) into a store."
 
 logger = logging.getLogger(__name__)
 
