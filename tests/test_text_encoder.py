@@ -45,6 +45,13 @@ def test_load_tokenizer_round_trip_and_adds_bos(tmp_path: Path) -> None:
     loaded = load_tokenizer(tmp_path / "b")  # a stock BERT vocabulary has no [BOS]: it is appended
     assert loaded.bos_token == "[BOS]" and loaded.bos_token_id == 7 and len(loaded) == 8
     assert loaded.eos_token_id == loaded.sep_token_id == 3
+    bert = build_bert_config(vocab_size=7, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
+    build_text_model_dir(tmp_path / "b", tokenizer=stock, config=bert)
+    config = MELPConfig.preset("micro")
+    config.text.n_frozen_layers = 0
+    model = MELP.from_text_model(config=config, text_model_dir=tmp_path / "b")  # embeddings grow to 8 rows
+    assert model.text.bert.get_input_embeddings().weight.shape[0] == 8 == model.config.text.bert_config["vocab_size"]
+    assert model.config.text.bos_token_id == 7 and model.decoder.text_projection.out_features == 8
 
 
 def test_global_token_sees_whole_report_and_ignores_padding(model: MELP) -> None:
