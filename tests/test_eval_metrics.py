@@ -126,3 +126,16 @@ def test_bootstrap_means_interval_brackets_the_mean() -> None:
     result = bootstrap_means({"x": x}, n_resamples=300, seed=0)
     lo, hi = result.ci95["x"]
     assert lo < x.mean() < hi and hi - lo < 0.2
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_sorted_scores_resample_metrics_equal_direct_computation(seed: int) -> None:
+    from melp.eval.metrics import SortedScores
+
+    y, s = _random_problem(seed, n=37)
+    idx = np.random.default_rng(seed + 100).integers(0, len(y), size=len(y))
+    auroc, f1, acc = SortedScores(y, s).metrics(np.bincount(idx, minlength=len(y)))
+    ref_f1, ref_acc = max_f1_columns(y[idx], s[idx])
+    np.testing.assert_allclose(auroc, auroc_columns(y[idx], s[idx]), atol=1e-12)
+    np.testing.assert_allclose(f1, ref_f1, atol=1e-12)
+    np.testing.assert_allclose(acc, ref_acc, atol=1e-12)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from melp.eval.metrics import auroc_columns, check_inputs, max_f1_columns
+from melp.eval.metrics import SortedScores, check_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -125,15 +125,15 @@ def bootstrap_classification(
     per_class: dict[str, list[float] | None] = dict.fromkeys(classes)
     if scored.size == 0:
         return BootstrapResult({}, n_resamples, 0, 0, seed, ["no scored class; no interval"]), per_class
-    ys, ss = y[:, scored], s[:, scored]
+    ys = y[:, scored].astype(np.float64)
+    sweep = SortedScores(ys, s[:, scored])
 
     def is_valid(idx: np.ndarray) -> bool:
-        pos = ys[idx].sum(axis=0)
+        pos = np.bincount(idx, minlength=len(ys)) @ ys  # (C,) positives in the resample
         return bool(((pos > 0) & (pos < len(idx))).all())
 
     def statistic(idx: np.ndarray) -> dict[str, float]:
-        auroc = auroc_columns(ys[idx], ss[idx])
-        f1, acc = max_f1_columns(ys[idx], ss[idx])
+        auroc, f1, acc = sweep.metrics(np.bincount(idx, minlength=len(ys)))
         out = {
             "macro_auroc": float(auroc.mean()),
             "macro_max_f1": float(f1.mean()),

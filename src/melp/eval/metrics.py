@@ -159,3 +159,57 @@ def max_f1_columns(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, 
     accuracy = (tp[best, cols] + tn) / n
     defined = (n_pos > 0) & (n_pos < n)
     return np.where(defined, best_f1, np.nan), np.where(defined, accuracy, np.nan)
+
+
+class SortedScores:
+    """Scores sorted once per class, so the metrics of any bootstrap resample cost no sort.
+
+    A resample is given by the multiplicity of each record (``np.bincount(idx, minlength=N)``);
+    duplicated records share their score, so they fall in the same run of equal scores and the
+    cumulative counts at every threshold equal those of the duplicated data. :meth:`metrics`
+    therefore equals :func:`auroc_columns` and :func:`max_f1_columns` on ``labels[idx], scores[idx]``.
+    """
+
+    def __init__(self, labels: np.ndarray, scores: np.ndarray) -> None:
+        y = np.asarray(labels, dtype=np.float64)  # (N, C)
+        s = np.asarray(scores, dtype=np.float64)
+        n = len(y)
+        self.order = np.argsort(-s, axis=0, kind="stable")  # (N, C) descending
+        self.y = np.take_along_axis(y, self.order, axis=0)
+        s_sorted = np.take_along_axis(s, self.order, axis=0)
+        self.boundary = np.ones_like(s_sorted, dtype=bool)  # last position of each run of equal scores
+        self.boundary[:-1] = s_sorted[:-1] != s_sorted[1:]
+        positions = np.arange(n)[:, None]
+        # first and last position of the run each position belongs to
+        start = np.where(np.vstack([np.ones((1, y.shape[1]), bool), self.boundary[:-1]]), positions, 0)
+        self.run_start = np.maximum.accumulate(start, axis=0)  # (N, C)
+        end = np.where(self.boundary, positions, n - 1)
+        self.run_end = np.minimum.accumulate(end[::-1], axis=0)[::-1]  # (N, C)
+
+    def metrics(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """AUROC, max-F1 and accuracy at the max-F1 threshold (each (C,)) for record multiplicities (N,)."""
+        w = np.asarray(weights, dtype=np.float64)[self.order]  # (N, C)
+        pos = w * self.y
+        neg = w - pos
+        tp = np.cumsum(pos, axis=0)  # predicted positive: score >= this position's score
+        fp = np.cumsum(neg, axis=0)
+        n_pos, n_neg = tp[-1], fp[-1]
+        fp_end = np.take_along_axis(fp, self.run_end, axis=0)
+        fp_before = np.take_along_axis(fp, self.run_start, axis=0) - np.take_along_axis(neg, self.run_start, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            auroc = (pos * (n_neg - fp_end + 0.5 * (fp_end - fp_before))).sum(axis=0) / (n_pos * n_neg)
+            precision = tp / (tp + fp)
+            recall = tp / n_pos
+            f1 = 2 * precision * recall / (precision + recall)
+        f1 = np.where(
+            self.boundary, np.nan_to_num(f1, nan=0.0), -1.0
+        )  # runs absent from a resample repeat the previous run
+        best = len(w) - 1 - np.argmax(f1[::-1], axis=0)  # lowest threshold reaching the maximum
+        cols = np.arange(w.shape[1])
+        accuracy = (tp[best, cols] + n_neg - fp[best, cols]) / (n_pos + n_neg)
+        defined = (n_pos > 0) & (n_neg > 0)
+        return (
+            np.where(defined, auroc, np.nan),
+            np.where(defined, f1[best, cols], np.nan),
+            np.where(defined, accuracy, np.nan),
+        )
