@@ -233,3 +233,16 @@ def test_save_load_round_trip(model: MELP, tmp_path: Path) -> None:
 def test_from_pretrained_rejects_other_directories(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not a saved MELP model"):
         MELP.from_pretrained(tmp_path)
+
+
+def test_bf16_autocast_forward_backward_is_finite(tmp_path: Path) -> None:
+    model = build_micro_model(tmp_path)
+    batch = batch_for(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(ecg=batch["ecg"], input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        loss = _total_loss(model, out)
+    assert out["caption_logits"].dtype == torch.bfloat16 and out["ecg_latent"].dtype == torch.float32
+    assert out["caption_labels"].dtype == torch.long  # ids never pass through bf16
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
