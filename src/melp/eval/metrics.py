@@ -7,8 +7,8 @@ evaluated records has no AUROC: it is reported with its ``n_pos`` and ``None`` m
 dropped, and left out of the macro means with a logged reason.
 
 The vectorised functions :func:`auroc_columns` and :func:`max_f1_columns` compute the same numbers
-for every column at once (rank statistic and a sorted sweep); the bootstrap uses them because it
-evaluates a thousand resamples. Tests check both against scikit-learn.
+for every column at once (rank statistic and a sorted sweep), and :class:`SortedScores` does so for
+bootstrap resamples without re-sorting. Tests check all of them against scikit-learn.
 
 Shapes: N records, C classes; ``labels`` (N, C) in {0, 1}, ``scores`` (N, C) real.
 """
