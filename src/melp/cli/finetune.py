@@ -14,7 +14,9 @@ from pathlib import Path
 from melp.eval.options import add_common_args, add_model_args
 
 COMMAND = "finetune"
-HELP = "Fine-tune the whole ECG encoder + a linear head (optional layer-wise lr decay); AUROC/max-F1 with bootstrap CIs."
+HELP = (
+    "Fine-tune the whole ECG encoder + a linear head (optional layer-wise lr decay); AUROC/max-F1 with bootstrap CIs."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
