@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fraction",
         type=float,
         nargs="+",
-        default=[1.0],
-        help="fractions of the training records (default 1.0; the protocol: 0.01 0.1 1.0)",
+        default=[0.01, 0.1, 1.0],
+        help="fractions of the training records (default: the protocol, 0.01 0.1 1.0)",
     )
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default 1e-4)")
