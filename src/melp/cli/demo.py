@@ -69,6 +69,7 @@ class DemoPlan:
     text_steps: int
     steps: int
     n_generate: int
+    generate_max_length: int
     task: str
     stores: dict[str, Path]
     synthesise: bool
@@ -109,7 +110,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=None, help="synthetic training records (val and test get n/5 each)")
     parser.add_argument("--steps", type=int, default=None, help="stage-2 optimizer steps (default: the preset's)")
     parser.add_argument("--text-steps", type=int, default=None, help="stage-1 masked-LM steps (default: the preset's)")
-    parser.add_argument("--fs", type=int, default=None, help="sampling rate of the synthetic stores (default: the preset's model.fs)")
+    parser.add_argument(
+        "--fs", type=int, default=None, help="sampling rate of the synthetic stores (default: the preset's model.fs)"
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="record length of the synthetic stores")
     parser.add_argument("--seed", type=int, default=0, help="seed of the train store (val/test use seed+1, seed+2)")
     parser.add_argument("--task", default="synthetic", help="label set of the evaluation (default synthetic)")
@@ -128,13 +131,6 @@ def _find_preset(name: str) -> Path:
     raise FileNotFoundError(f"preset {name!r} not found; looked for {[str(p) for p in candidates]}")
 
 
-def _preset_fs(config: Path) -> int:
-    """The model's input rate in the preset (the synthetic stores are written at it, so nothing resamples)."""
-    from melp.train.config import load_pretrain_config
-
-    return load_pretrain_config(config).model.fs
-
-
 def make_plan(args: argparse.Namespace) -> DemoPlan:
     """Resolve sizes, stores and paths from the parsed command line."""
     size = SIZES[args.preset]
@@ -146,13 +142,16 @@ def make_plan(args: argparse.Namespace) -> DemoPlan:
         raise ValueError("give all three of --train, --val and --test, or none of them to synthesise the stores")
     out = Path(args.out)
     stores = {k: Path(v) for k, v in given.items()} if all(given.values()) else {s: out / "data" / s for s in given}
+    from melp.train.config import load_pretrain_config
+
     config = _find_preset(args.preset)
     overrides = [f"model.seconds={args.seconds:g}", *size.overrides, *args.overrides]
+    model = load_pretrain_config(config, overrides).model  # checks the overrides before any work
     return DemoPlan(
         out=out,
         preset=args.preset,
         config=config,
-        fs=args.fs if args.fs is not None else _preset_fs(config),
+        fs=args.fs if args.fs is not None else model.fs,
         seconds=args.seconds,
         seed=args.seed,
         n_train=n_train,
@@ -161,6 +160,7 @@ def make_plan(args: argparse.Namespace) -> DemoPlan:
         text_steps=args.text_steps if args.text_steps is not None else size.text_steps,
         steps=args.steps if args.steps is not None else size.steps,
         n_generate=size.generate,
+        generate_max_length=model.text.max_length,
         task=args.task,
         stores=stores,
         synthesise=not all(given.values()),
@@ -244,6 +244,7 @@ def evaluations(plan: DemoPlan) -> list[tuple[str, str, str, list[str]]]:
             runs.append((f"linear probe {fraction:.0%}", model, f"{tag}_probe_{fraction:g}", argv))
         runs.append(("retrieval", model, f"{tag}_retrieve", ["retrieve", *_model_args(plan, model), "--test", test, *common]))
     argv = ["generate", *_model_args(plan, TRAINED), "--test", test, "--limit", str(plan.n_generate)]
+    argv += ["--max-length", str(plan.generate_max_length)]
     argv += ["--save-reports", str(plan.generated_reports), *common]
     runs.append(("report generation", TRAINED, "melp_generate", argv))
     return runs
