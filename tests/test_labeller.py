@@ -24,13 +24,15 @@ MIMIC_STYLE = [
     ("Sinus rhythm with atrial premature complexes. Prolonged QT interval.", {"SR", "PAC", "LNGQT"}),
     (
         "Sinus rhythm. Left ventricular hypertrophy with secondary repolarization abnormality. Inferior/lateral ST-T changes may be due to myocardial ischemia.",
-        {"SR", "LVH", "ISC"},
+        {"SR", "LVH", "ISC", "STTC"},
     ),
     (
         "Sinus rhythm. Right axis deviation. RBBB. Inferior infarct - age undetermined.",
         {"SR", "RAD", "CRBBB", "IMI", "MI"},
     ),
-    ("Sinus rhythm. Nonspecific ST-T abnormality. Abnormal ECG.", {"SR", "NST"}),
+    ("Sinus rhythm. Nonspecific ST-T abnormality. Abnormal ECG.", {"SR", "NST", "STTC"}),
+    ("Sinus bradycardia with 1st degree A-V block. Lateral T wave changes.", {"SBRAD", "1AVB", "TAB"}),
+    ("Atrial fibrillation with slow ventricular response. Anterior ST-T changes.", {"AFIB", "STTC"}),
     ("Ventricular paced rhythm. No further analysis.", {"PACE"}),
 ]
 
@@ -96,7 +98,7 @@ PTBXL_EXPECTED = {
         "LAD",
         "CRBBB",
     },
-    "sinus rhythm.  minor nonspecific anterior st.t changes.": {"SR", "NST"},
+    "sinus rhythm.  minor nonspecific anterior st.t changes.": {"SR", "NST", "STTC"},
     "atrial fibrillation. non-specific st segment depression in v4,5,6.": {"AFIB", "STD", "NST"},
 }
 

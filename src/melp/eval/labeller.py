@@ -90,6 +90,8 @@ _PATTERNS: dict[str, tuple[str, ...]] = {
         r"\bminor( \w+)? st( t)?( wave)? changes?\b",
         r"\bnon ?specific st (segment )?(depression|elevation)",
     ),
+    "STTC": (r"\bst t( wave)? (changes?|abnormality|abnormalities)\b",),
+    "TAB": (r"\bt wave (changes?|abnormality|abnormalities)\b",),
     "LVOLT": (r"\blow (qrs )?voltages?\b", r"\blow (limb|chest|precordial) lead voltages?\b"),
     "HVOLT": (r"\bhigh (qrs )?voltages?\b", r"\bvoltages (are|is) high\b"),
     "LAD": (r"\bleft axis deviation\b", r"\bleftward axis\b"),
