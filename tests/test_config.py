@@ -34,6 +34,7 @@ def test_override_types_are_checked() -> None:
     cfg = apply_overrides(Outer(), ["inner.width=16", "inner.rate=1", "mode=bf16", "path=/tmp/x", "flag=true"])
     assert cfg == Outer(inner=Inner(width=16, rate=1.0), mode="bf16", path="/tmp/x", flag=True)
     assert isinstance(cfg.inner.rate, float)
+    assert apply_overrides(Outer(), ["inner.rate=1e-4"]).inner.rate == 1e-4  # YAML 1.1 reads this as a string
     with pytest.raises(ConfigError, match=r"inner\.width: expected an integer"):
         apply_overrides(Outer(), ["inner.width=2.5"])
     with pytest.raises(ConfigError, match="not one of"):
