@@ -45,7 +45,7 @@ def test_overlay_adds_a_band_axes_and_draws_into_given_axes(tmp_path, record):
     weights = np.random.default_rng(0).random((4, 312))
     fig = plot_ecg(record.signal, 500, overlay=weights, overlay_labels=["q1", "q2", "q3", "q4"])
     assert len(fig.axes) == 2
-    assert [t.get_text() for t in fig.axes[1].get_yticklabels()] == ["q1", "q2", "q3", "q4"]
+    assert [t.get_text() for t in fig.axes[1].texts] == ["q1", "q2", "q3", "q4"]
     fig.savefig(tmp_path / "overlay.png")
     host = Figure(figsize=(12, 10))
     axes = host.subplots(2, 1)

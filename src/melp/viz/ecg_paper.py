@@ -116,7 +116,10 @@ def _draw_overlay(ax: Axes, overlay: np.ndarray, labels: Sequence[str] | None, w
     ticks = np.arange(0.0, width + 1e-6, MM_PER_S)
     band.set_xticks(ticks, [f"{t / MM_PER_S:g}" for t in ticks], fontsize=6)
     band.set_xlabel("time (s)", fontsize=7)
-    band.set_yticks(np.arange(len(weights)) + 0.5, list(labels) if labels is not None else [], fontsize=6)
+    band.set_yticks([])
+    band.set_ylim(len(weights), 0.0)
+    for row, label in enumerate(labels or []):  # in the calibration margin, so no layout can clip them
+        band.text(-1.0, row + 0.5, label, ha="right", va="center", fontsize=6)
     band.tick_params(length=2)
     return band
 
@@ -161,7 +164,8 @@ def plot_ecg(
     width = sig.shape[1] / fs * MM_PER_S
     n_rows = 4 if layout == "4x3" else len(names)
     if ax is None:
-        height_in = (n_rows * _ROW_MM[layout] + 12) / 25.4 + (0.25 * len(overlay) if overlay is not None else 0)
+        band_in = 0.6 + 0.2 * len(np.atleast_2d(overlay)) if overlay is not None else 0.0
+        height_in = (n_rows * _ROW_MM[layout] + 12) / 25.4 + band_in
         fig = Figure(figsize=((width + _CAL_MM + 8) / 25.4, height_in), dpi=150, layout="constrained")
         ax = fig.add_subplot()
     height = _draw_leads(ax, sig, fs, names, layout, rhythm_lead, linewidth)
