@@ -68,8 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _summarise(manifest: dict) -> str:
-    """One line per kind of skip reason (numbers in a reason are replaced by N to group them)."""
-    reasons = collections.Counter(re.sub(r"\d+(\.\d+)?", "N", reason) for reason in manifest["skipped"].values())
+    """One line per kind of skip reason (numbers in a reason, but not lead names such as V2, are replaced by N to group them)."""
+    reasons = collections.Counter(
+        re.sub(r"(?<![A-Za-z])\d+(\.\d+)?", "N", reason) for reason in manifest["skipped"].values()
+    )
     return "\n".join(f"  {count:>8}  {reason}" for reason, count in reasons.most_common(10))
 
 
