@@ -18,6 +18,7 @@ from melp.report.alignment import (
     ecg_paper_figure,
     sentence_links,
     sentence_time_attention,
+    similarity_attention,
 )
 from melp.report.document import Alignment, Figure, Section, render_html, render_markdown
 from melp.report.explain import split_sentences
@@ -58,7 +59,9 @@ def _metrics(path: Path) -> Path:
         row.update(clip_loss=3.0 / step, caption_loss=4.0 / step, local_loss=2.0 / step)
         lines.append(json.dumps(row))
         if step % 20 == 0:
-            lines.append(json.dumps({"step": step, "epoch": 0, "split": "val", "clip_loss": 2.0 / step, "val_macro_auroc": 0.8}))
+            lines.append(
+                json.dumps({"step": step, "epoch": 0, "split": "val", "clip_loss": 2.0 / step, "val_macro_auroc": 0.8})
+            )
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -74,7 +77,10 @@ def report(tmp_path: Path) -> tuple[Path, Path, dict[str, dict]]:
         results=[ResultEntry("zero-shot", "MELP", melp), ResultEntry("zero-shot", "random encoder", rand)],
         per_class={"MELP": melp, "random encoder": rand},
         metrics=_metrics(tmp_path / "metrics.jsonl"),
-        scores={"MELP": _scores(tmp_path / "m.csv", informative=True), "random": _scores(tmp_path / "r.csv", informative=False)},
+        scores={
+            "MELP": _scores(tmp_path / "m.csv", informative=True),
+            "random": _scores(tmp_path / "r.csv", informative=False),
+        },
     )
     md, html = build_report(inputs)
     loaded = {p.name: json.loads(p.read_text()) for p in (melp, rand)}
@@ -131,6 +137,18 @@ def test_bad_artefacts_fail_clearly(tmp_path: Path) -> None:
     (tmp_path / "r.json").write_text('{"task": "x"}')
     with pytest.raises(ValueError, match="metrics"):
         build_report(ReportInputs(out_dir=tmp_path, results=[ResultEntry("zero-shot", "MELP", tmp_path / "r.json")]))
+
+
+def test_similarity_attention_is_a_softmax_of_scaled_cosines() -> None:
+    rng = np.random.default_rng(1)
+    sentences, beats = rng.normal(size=(3, 8)), rng.normal(size=(6, 8))
+    got = similarity_attention(sentences * 7.0, beats * 0.1, temperature=5.0)  # scale-free
+    for s in range(3):
+        cos = [sentences[s] @ b / np.linalg.norm(sentences[s]) / np.linalg.norm(b) for b in beats]
+        expected = np.exp(5.0 * np.array(cos)) / np.exp(5.0 * np.array(cos)).sum()
+        np.testing.assert_allclose(got[s], expected, rtol=1e-10)
+    with pytest.raises(ValueError, match="expected"):
+        similarity_attention(sentences, beats[:, :4])
 
 
 def _example(fs: float = 100.0) -> AlignmentExample:
@@ -194,7 +212,10 @@ def test_alignment_block_renders_sentences_beside_the_figure(tmp_path: Path) -> 
 def test_split_sentences_follows_the_text_encoder_rules() -> None:
     dot, bos, sep, pad = 9, 5, 3, 0
     specials = {bos, sep, pad}
-    assert split_sentences([bos, 11, 12, dot, 13, dot, sep, pad], delimiter_id=dot, special_ids=specials) == [[11, 12, dot], [13, dot]]
+    assert split_sentences([bos, 11, 12, dot, 13, dot, sep, pad], delimiter_id=dot, special_ids=specials) == [
+        [11, 12, dot],
+        [13, dot],
+    ]
     assert split_sentences([bos, 11, 12, sep], delimiter_id=dot, special_ids=specials) == [[11, 12]]
     assert split_sentences([bos, 11, dot, 14, sep], delimiter_id=dot, special_ids=specials) == [[11, dot], [14]]
     assert split_sentences([bos, dot, 11, dot, sep, pad], delimiter_id=dot, special_ids=specials) == [[dot], [11, dot]]

@@ -106,7 +106,9 @@ class DemoPlan:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")
-    parser.add_argument("--preset", choices=sorted(SIZES), default="tiny", help="model/training preset (configs/<preset>.yaml)")
+    parser.add_argument(
+        "--preset", choices=sorted(SIZES), default="tiny", help="model/training preset (configs/<preset>.yaml)"
+    )
     parser.add_argument("--n", type=int, default=None, help="synthetic training records (val and test get n/5 each)")
     parser.add_argument("--steps", type=int, default=None, help="stage-2 optimizer steps (default: the preset's)")
     parser.add_argument("--text-steps", type=int, default=None, help="stage-1 masked-LM steps (default: the preset's)")
@@ -117,7 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the train store (val/test use seed+1, seed+2)")
     parser.add_argument("--task", default="synthetic", help="label set of the evaluation (default synthetic)")
     for split in ("train", "val", "test"):
-        parser.add_argument(f"--{split}", type=Path, default=None, help=f"use this existing {split} store instead of synthesising one")
+        parser.add_argument(
+            f"--{split}", type=Path, default=None, help=f"use this existing {split} store instead of synthesising one"
+        )
     parser.add_argument("overrides", nargs="*", default=[], help="extra key=value overrides for `melp pretrain`")
 
 
@@ -207,9 +211,26 @@ def _synthesise(plan: DemoPlan) -> None:
         _step(plan, f"synthesise {split} ({n} records)", (store / "manifest.json").is_file(), partial(_melp, argv))
 
 
+def write_prompt_corpus(task: str, path: Path) -> Path:
+    """The prompt bank's descriptions of ``task``'s classes, one per line, for the stage-1 corpus.
+
+    Heart-BERT reads cardiology literature besides the reports (spec §5); here the class
+    descriptions play that part, so the tokenizer and the masked-LM know the words zero-shot
+    prompts use even where the training reports phrase a finding differently.
+    """
+    from melp.data.tasks import get_task
+    from melp.eval.prompts import class_prompts, load_prompt_bank
+
+    prompts = class_prompts(get_task(task).classes, load_prompt_bank())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{p}\n" for texts in prompts.values() for p in texts), encoding="utf-8")
+    return path
+
+
 def _pretrain_text(plan: DemoPlan) -> None:
+    corpus = write_prompt_corpus(plan.task, plan.out / "text_corpus" / "prompts.txt")
     argv = ["pretrain-text", "--train", str(plan.stores["train"]), "--out", str(plan.text_model)]
-    argv += ["--max-steps", str(plan.text_steps), f"size={plan.preset}"]
+    argv += ["--extra-text", str(corpus), "--max-steps", str(plan.text_steps), f"size={plan.preset}"]
     _step(plan, "stage 1: text pretraining", (plan.text_model / "tokenizer.json").is_file(), partial(_melp, argv))
 
 
@@ -236,13 +257,24 @@ def evaluations(plan: DemoPlan) -> list[tuple[str, str, str, list[str]]]:
     runs: list[tuple[str, str, str, list[str]]] = []
     for model, tag in ((TRAINED, "melp"), (RANDOM, "random")):
         scores = plan.eval_dir / f"{tag}_zeroshot_scores.csv"
-        argv = ["zeroshot", *_model_args(plan, model), "--test", test, "--task", plan.task, "--save-scores", str(scores)]
+        argv = [
+            "zeroshot",
+            *_model_args(plan, model),
+            "--test",
+            test,
+            "--task",
+            plan.task,
+            "--save-scores",
+            str(scores),
+        ]
         runs.append(("zero-shot", model, f"{tag}_zeroshot", [*argv, *common]))
         for fraction in PROBE_FRACTIONS:
             argv = ["probe", *_model_args(plan, model), "--train", train, "--val", val, "--test", test]
             argv += ["--task", plan.task, "--fraction", str(fraction), *common]
             runs.append((f"linear probe {fraction:.0%}", model, f"{tag}_probe_{fraction:g}", argv))
-        runs.append(("retrieval", model, f"{tag}_retrieve", ["retrieve", *_model_args(plan, model), "--test", test, *common]))
+        runs.append(
+            ("retrieval", model, f"{tag}_retrieve", ["retrieve", *_model_args(plan, model), "--test", test, *common])
+        )
     argv = ["generate", *_model_args(plan, TRAINED), "--test", test, "--limit", str(plan.n_generate)]
     argv += ["--max-length", str(plan.generate_max_length)]
     argv += ["--save-reports", str(plan.generated_reports), *common]
@@ -266,11 +298,18 @@ def _report(plan: DemoPlan) -> None:
     from melp.report import ReportInputs, ResultEntry, build_report
 
     results = [ResultEntry(ev, model, plan.eval_dir / f"{stem}.json") for ev, model, stem, _ in evaluations(plan)]
-    zero_shot = {model: plan.eval_dir / f"{tag}_zeroshot.json" for model, tag in ((TRAINED, "melp"), (RANDOM, "random"))}
-    scores = {model: plan.eval_dir / f"{tag}_zeroshot_scores.csv" for model, tag in ((TRAINED, "melp"), (RANDOM, "random"))}
+    zero_shot = {
+        model: plan.eval_dir / f"{tag}_zeroshot.json" for model, tag in ((TRAINED, "melp"), (RANDOM, "random"))
+    }
+    scores = {
+        model: plan.eval_dir / f"{tag}_zeroshot_scores.csv" for model, tag in ((TRAINED, "melp"), (RANDOM, "random"))
+    }
     settings = [
         ("stores", ", ".join(f"{k}: {v}" for k, v in plan.stores.items())),
-        ("records (train / val / test)", f"{plan.n_train} / {plan.n_val} / {plan.n_test}" if plan.synthesise else "given stores"),
+        (
+            "records (train / val / test)",
+            f"{plan.n_train} / {plan.n_val} / {plan.n_test}" if plan.synthesise else "given stores",
+        ),
         ("sampling rate, length", f"{plan.fs} Hz, {plan.seconds:g} s"),
         ("preset", f"{plan.preset} ({plan.config.name})"),
         ("stage-1 / stage-2 steps", f"{plan.text_steps} / {plan.steps}"),

@@ -1,9 +1,11 @@
 """Beat-level alignment made visible (melp-spec.md §1.3 beat queries, §3.2 local alignment).
 
 For one ECG and its report, the beat queries' attention over ECG frames (``beat_attn``, (Q, N))
-says *where in time* each query looks; the local-alignment attention between the report's
-sentence embeddings and the beat embeddings (§3.2 steps 1–3, :func:`melp.losses.local_alignment.local_attention_maps`)
-says *which queries* each sentence draws on. Their product gives each
+says *where in time* each query looks; the sentence ↔ beat-query similarity says *which queries*
+each sentence draws on: the cosine of each sentence embedding with each beat embedding, turned
+into attention over the queries by a softmax at the loss's cosine temperature (§3.2 step 5,
+temp2 = 5). The loss's own attention α (§3.2 steps 1–3, on raw dot products) is reported beside
+it: with unnormalised embeddings its softmax over sentences saturates and α is often uniform. Their product gives each
 sentence's attention over time, which the report draws under the ECG, one colour per sentence,
 and turns into a list of the beats each sentence attends to.
 
@@ -22,8 +24,9 @@ from scipy.signal import butter, find_peaks, sosfiltfilt
 
 _LEAD_NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 _RHYTHM_LEAD = 1  # lead II
-_SHADE_FROM = 1.5  # shade where a sentence attends ≥ 1.5 × uniform
-_LINK_FROM = 1.2  # list a beat for a sentence that attends to it ≥ 1.2 × uniform
+SIMILARITY_TEMP = 5.0  # melp-spec.md §3.2 step 5: temp2, the scale of sentence-context cosines
+_SHADE_FROM = 1.05  # shade where a sentence attends ≥ 1.05 × uniform
+_LINK_FROM = 1.05  # list a beat for a sentence that attends to it ≥ 1.05 × uniform
 
 
 @dataclass
@@ -35,10 +38,11 @@ class AlignmentExample:
         signal: ``(12, T)`` ECG in mV (as stored, before normalisation).
         fs: sampling rate in Hz.
         sentences: the report's sentences, in the order of the model's sentence embeddings.
-        sentence_to_query: ``(S, Q)`` local-alignment attention of each sentence over beat queries.
+        sentence_to_query: ``(S, Q)`` attention of each sentence over the beat queries (rows sum to 1).
         beat_attn: ``(Q, N)`` each beat query's attention over ECG frames (rows sum to 1).
         beats: R-peak sample indices of the record's beats.
         beat_types: the type of each beat (``N``, ``PVC``, ``PAC``) where known, else empty.
+        loss_alpha_peak: the largest entry of the loss's own attention α relative to uniform (1 = uniform).
     """
 
     record_id: str
@@ -49,6 +53,7 @@ class AlignmentExample:
     beat_attn: np.ndarray
     beats: np.ndarray
     beat_types: list[str] = field(default_factory=list)
+    loss_alpha_peak: float | None = None
 
     @property
     def frame_times(self) -> np.ndarray:
@@ -76,10 +81,34 @@ class SentenceLink:
     peak: float
 
 
+def similarity_attention(
+    sentence_embs: np.ndarray, beat_embs: np.ndarray, *, temperature: float = SIMILARITY_TEMP
+) -> np.ndarray:
+    """``(S, Q)``: softmax over beat queries of ``temperature`` × cosine(sentence, beat embedding).
+
+    Args:
+        sentence_embs: ``(S, D)`` embeddings of the real sentences.
+        beat_embs: ``(Q, D)`` beat embeddings.
+        temperature: scale of the cosines before the softmax.
+    """
+    if sentence_embs.ndim != 2 or beat_embs.ndim != 2 or sentence_embs.shape[1] != beat_embs.shape[1]:
+        raise ValueError(
+            f"expected sentence_embs (S, D) and beat_embs (Q, D), got {sentence_embs.shape} and {beat_embs.shape}"
+        )
+    s = sentence_embs / np.maximum(np.linalg.norm(sentence_embs, axis=1, keepdims=True), 1e-12)
+    b = beat_embs / np.maximum(np.linalg.norm(beat_embs, axis=1, keepdims=True), 1e-12)
+    logits = temperature * (s @ b.T)  # (S, Q)
+    logits -= logits.max(axis=1, keepdims=True)
+    weights = np.exp(logits)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
 def sentence_time_attention(sentence_to_query: np.ndarray, beat_attn: np.ndarray) -> np.ndarray:
     """``(S, Q) @ (Q, N)``: each sentence's attention over ECG frames (rows sum to 1 when the inputs' rows do)."""
     if sentence_to_query.shape[1] != beat_attn.shape[0]:
-        raise ValueError(f"sentence attention {sentence_to_query.shape} does not match beat attention {beat_attn.shape}")
+        raise ValueError(
+            f"sentence attention {sentence_to_query.shape} does not match beat attention {beat_attn.shape}"
+        )
     return sentence_to_query @ beat_attn  # (S, N)
 
 
@@ -107,7 +136,7 @@ def sentence_colours(n: int) -> list[str]:
 def sentence_links(example: AlignmentExample, *, max_beats: int = 3, max_queries: int = 2) -> list[SentenceLink]:
     """For each sentence, the beats under its strongest attention and its strongest beat queries.
 
-    Only beats the sentence attends to at least 1.2 × uniformly are listed. A beat's weight for a sentence is the sentence's attention at the frame holding the beat's R
+    Only beats the sentence attends to at least 1.05 × uniformly are listed. A beat's weight for a sentence is the sentence's attention at the frame holding the beat's R
     peak; beats are listed by number (1 = first beat of the record) in time order.
     """
     colours = sentence_colours(len(example.sentences))
@@ -163,7 +192,8 @@ def alignment_figure(example: AlignmentExample) -> Figure:
         ax_ecg.text(beat / example.fs, lead.max(), label, fontsize=7, ha="center", va="bottom", color="0.3")
     ax_ecg.set_ylabel(f"lead {_LEAD_NAMES[_RHYTHM_LEAD]} (mV)")
     ax_ecg.set_title(
-        f"{example.record_id}: beat-level alignment (shaded where a sentence attends ≥ {_SHADE_FROM:g}× uniform)", fontsize=10
+        f"{example.record_id}: beat-level alignment (shaded where a sentence attends ≥ {_SHADE_FROM:g}× uniform)",
+        fontsize=10,
     )
     for s, sentence in enumerate(example.sentences):
         ax_sent.plot(frame_times, weights[s], color=colours[s], lw=1.5, label=_short(sentence))

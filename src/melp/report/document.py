@@ -72,7 +72,7 @@ def _link_text(link: SentenceLink) -> str:
         f"beat {n} ({kind + ', ' if kind not in ('', 'N') else ''}{t:.2f} s)"
         for n, t, kind in zip(link.beat_numbers, link.beat_times, kinds)
     )
-    beats = beats or "no beat (attention within 1.2× uniform)"
+    beats = beats or "no beat (attention within 1.05× uniform)"
     queries = ", ".join(f"q{q} ({w:.2f})" for q, w in link.top_queries)
     return f"attends to {beats}; peak {link.peak:.1f}× uniform; strongest beat queries {queries}"
 
@@ -96,7 +96,7 @@ def _md_block(block: Block, assets: Path, prefix: str) -> list[str]:
     if isinstance(block, Alignment):
         lines = [line for figure in block.figures for line in _md_block(figure, assets, prefix)]
         for link in block.links:
-            lines.append(f"- <span style=\"color:{link.colour}\">■</span> **{link.sentence}** — {_link_text(link)}")
+            lines.append(f'- <span style="color:{link.colour}">■</span> **{link.sentence}** — {_link_text(link)}')
         return [*lines, ""]
     lines = ["| record | reference report | generated report |", "|---|---|---|"]
     lines += [f"| {r.record_id} | {r.reference} | {r.generated} |" for r in block]
@@ -120,13 +120,17 @@ def _html_table(table: Table) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in table.header)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in table.rows)
     note = f'<p class="note">{esc(table.note)}</p>' if table.note else ""
-    return f"<table><caption>{esc(table.title)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+    return (
+        f"<table><caption>{esc(table.title)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+    )
 
 
 def _html_figure(figure: Figure) -> str:
     data = base64.b64encode(figure.png).decode("ascii")
     caption = html.escape(figure.caption)
-    return f'<figure><img alt="{caption}" src="data:image/png;base64,{data}"><figcaption>{caption}</figcaption></figure>'
+    return (
+        f'<figure><img alt="{caption}" src="data:image/png;base64,{data}"><figcaption>{caption}</figcaption></figure>'
+    )
 
 
 def _html_block(block: Block) -> str:

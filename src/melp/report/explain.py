@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from melp.losses.local_alignment import local_attention_maps
-from melp.report.alignment import AlignmentExample, detect_beats
+from melp.report.alignment import AlignmentExample, detect_beats, similarity_attention
 
 SENTENCE_DELIMITER = "."
 
@@ -43,8 +43,12 @@ def read_generated(path: str | Path, *, limit: int) -> list[GeneratedReport]:
         row = json.loads(line)
         missing = {"id", "generated", "reference"} - set(row)
         if missing:
-            raise ValueError(f"{path}:{number}: a generated-report line needs id, generated, reference; missing {sorted(missing)}")
-        pairs.append(GeneratedReport(record_id=str(row["id"]), reference=str(row["reference"]), generated=str(row["generated"])))
+            raise ValueError(
+                f"{path}:{number}: a generated-report line needs id, generated, reference; missing {sorted(missing)}"
+            )
+        pairs.append(
+            GeneratedReport(record_id=str(row["id"]), reference=str(row["reference"]), generated=str(row["generated"]))
+        )
     return pairs
 
 
@@ -105,7 +109,9 @@ class ModelRunner:
         ecg_out = self.model.encode_ecg(batch["ecg"])
         text_out = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
         mask = text_out["sentence_mask"].bool()  # (1, S)
-        alpha = local_attention_maps(ecg_out["beat_embs"], text_out["sentence_embs"], mask)  # (1, S, Q)
+        alpha = local_attention_maps(ecg_out["beat_embs"], text_out["sentence_embs"], mask)[0][mask[0]]  # (S', Q)
+        sentence_embs = text_out["sentence_embs"][0][mask[0]].float().numpy()  # (S', D)
+        beat_embs = ecg_out["beat_embs"][0].float().numpy()  # (Q, D)
         beat_attn = ecg_out["beat_attn"][0].float().numpy()  # (Q, N)
         signal = np.asarray(self.store.signals[index], dtype=np.float32)  # (12, T)
         fs = float(self.store.fs)
@@ -115,7 +121,8 @@ class ModelRunner:
             signal=signal,
             fs=fs,
             sentences=self.sentence_texts(batch["input_ids"][0], int(mask.sum())),
-            sentence_to_query=alpha[0][mask[0]].float().numpy(),  # (S', Q) real sentences only
+            sentence_to_query=similarity_attention(sentence_embs, beat_embs),
+            loss_alpha_peak=float(alpha.max()) * alpha.shape[1],
             beat_attn=beat_attn,
             beats=beats,
             beat_types=beat_types,
