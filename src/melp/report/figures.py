@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
 LOSS_TERMS = ("clip_loss", "caption_loss", "local_loss")
+VAL_AUROC = "val_macro_auroc"
 _LOSS_TITLES = {
     "clip_loss": "rhythm level: CLIP loss",
     "caption_loss": "token level: caption loss",
@@ -61,12 +62,15 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def loss_curves_figure(metrics: pd.DataFrame) -> Figure:
-    """Three panels, one per loss term: training loss (raw and smoothed) and validation loss by step."""
+    """One panel per loss term (training loss, raw and smoothed; validation loss where logged), and a
+    last panel with the validation zero-shot macro AUROC when the run logged it."""
     split = metrics["split"] if "split" in metrics.columns else pd.Series("train", index=metrics.index)
     train = metrics[split == "train"].sort_values("step")
     val = metrics[split == "val"].sort_values("step")
-    fig = Figure(figsize=(12, 3.2))
-    axes = fig.subplots(1, len(LOSS_TERMS))
+    has_auroc = VAL_AUROC in val.columns and val[VAL_AUROC].notna().any()
+    n_panels = len(LOSS_TERMS) + int(has_auroc)
+    fig = Figure(figsize=(4 * n_panels, 3.2))
+    axes = fig.subplots(1, n_panels)
     for ax, term in zip(axes, LOSS_TERMS):
         ax.set_title(_LOSS_TITLES[term], fontsize=10)
         ax.set_xlabel("step")
@@ -83,6 +87,14 @@ def loss_curves_figure(metrics: pd.DataFrame) -> Figure:
             ax.legend(fontsize=8)
         else:
             ax.text(0.5, 0.5, f"no '{term}' in metrics", ha="center", va="center", transform=ax.transAxes)
+    if has_auroc:
+        ax = axes[-1]
+        rows = val[val[VAL_AUROC].notna()]
+        ax.plot(rows["step"], rows[VAL_AUROC], "o-", color="tab:green", lw=1.6, ms=4)
+        ax.axhline(0.5, color="0.5", lw=0.8, ls=":")
+        ax.set_title("validation: zero-shot macro AUROC", fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
