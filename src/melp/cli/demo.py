@@ -31,6 +31,7 @@ HELP = "run the whole pipeline on the synthetic corpus (synth → pretrain → e
 logger = logging.getLogger(__name__)
 
 PROBE_FRACTIONS = (0.01, 0.1, 1.0)
+INTERRUPTED = 130  # exit status of a subcommand stopped by Ctrl-C (melp.cli.main)
 RANDOM = "random encoder"
 TRAINED = "MELP"
 
@@ -51,7 +52,7 @@ SIZES: dict[str, DemoSize] = {
     "tiny": DemoSize(
         n_train=3000,
         text_steps=40,
-        steps=600,
+        steps=1000,
         generate=100,
         overrides=("model.ecg.conv_pos_kernel=32", "training.val_every=150"),
     ),
@@ -184,6 +185,8 @@ def _melp(argv: list[str]) -> None:
 
     logger.info("$ melp %s", " ".join(argv))
     status = main(argv)
+    if status == INTERRUPTED:
+        raise KeyboardInterrupt
     if status != 0:
         raise RuntimeError(f"`melp {' '.join(argv)}` exited with status {status}")
 
