@@ -10,7 +10,7 @@ Steps, each skipped when its output already exists so an interrupted demo resume
 5. ``report.md`` and a self-contained ``report.html`` (:mod:`melp.report`).
 
 Every step runs the project's own subcommand in-process through :func:`melp.cli.main.main`, so
-the demo exercises exactly what a user runs. Wall time per step is kept in ``OUT/demo.json``.
+the demo exercises exactly what a user runs. Wall and CPU time per step are kept in ``OUT/demo.json``.
 """
 
 from __future__ import annotations
