@@ -54,7 +54,7 @@ SIZES: dict[str, DemoSize] = {
         text_steps=40,
         steps=1000,
         generate=100,
-        overrides=("model.ecg.conv_pos_kernel=32", "training.val_every=150"),
+        overrides=("training.val_every=150",),
     ),
     "micro": DemoSize(n_train=300, text_steps=20, steps=30, generate=8),
 }

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                 results.append(run_retrieval(em, test, settings=settings))
                 if not args.no_generate:
                     gen, _ = run_generation(
-                        em, test, method=args.method, max_length=64, limit=args.generate_limit, settings=settings
+                        em, test, method=args.method, max_length=None, limit=args.generate_limit, settings=settings
                     )
                     results.append(gen)
             write_results(args.out_dir / "results.json", results, config=vars_config(args))

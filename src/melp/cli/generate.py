@@ -23,7 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method", choices=("beam", "greedy", "top_k", "top_p"), default="beam", help="decoding (default beam)"
     )
-    parser.add_argument("--max-length", type=int, default=64, help="longest generated report in tokens (default 64)")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="longest generated report in tokens (default: the model's text.max_length)",
+    )
     parser.add_argument("--limit", type=int, help="only the first N records with a report")
     parser.add_argument("--save-reports", type=Path, help="JSON lines of {id, generated, reference}")
     add_common_args(parser, task=False)

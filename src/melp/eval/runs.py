@@ -240,12 +240,17 @@ def run_generation(
     test: str | Path,
     *,
     method: str,
-    max_length: int,
+    max_length: int | None,
     limit: int | None,
     settings: Settings,
 ) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    """Generate reports for a store's ECGs and score them against the references; also returns the pairs."""
+    """Generate reports for a store's ECGs and score them against the references; also returns the pairs.
+
+    ``max_length`` None means the model's own ``text.max_length``.
+    """
     em.require_text("report generation")
+    if max_length is None:
+        max_length = em.model.config.text.max_length
     tokenizer = em.model.tokenizer
     assert tokenizer is not None
     sel = select(test, settings)
