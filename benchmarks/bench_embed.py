@@ -11,9 +11,7 @@ Run: ``.venv/bin/python -m benchmarks.bench_embed [--quick] [--threads N]``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -23,11 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.common import machine_info, write_result
 from melp.data.store import Record, build_store
 from melp.eval.embed import extract_embeddings
 from melp.eval.random_baseline import random_model
-
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_embed.json"
 
 
 def noise_record(item: tuple[int, int]) -> Record:
@@ -35,16 +32,6 @@ def noise_record(item: tuple[int, int]) -> Record:
     index, n_samples = item
     signal = np.random.default_rng(index).normal(scale=0.5, size=(12, n_samples)).astype(np.float32)
     return Record(id=f"r{index}", signal=signal)
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo, else what ``platform`` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def measure(size: str, fs: int, n: int, batch: int, repeats: int, root: Path) -> dict[str, float]:
@@ -96,23 +83,16 @@ def main() -> int:
             print(
                 f"{size:>6} @ {fs:3d} Hz x 10 s: {r['ecgs_per_s']:8.1f} ECGs/s (best {r['best_ecgs_per_s']:.1f}; {n} records, batch {args.batch})"
             )
-    record = {
-        "benchmark": "bench_embed",
-        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.bench_embed", *sys.argv[1:]]),
-        "machine": {
-            "platform": platform.platform(),
-            "cpu": cpu_name(),
-            "cpu_count": os.cpu_count(),
-            "torch": torch.__version__,
-            "threads": args.threads,
-            "load_average_1_5_15min": list(os.getloadavg()),
+    write_result(
+        "bench_embed",
+        {
+            "machine": machine_info(
+                torch=torch.__version__, threads=args.threads, load_average_1_5_15min=list(os.getloadavg())
+            ),
+            "repeats": repeats,
+            "results": results,
         },
-        "repeats": repeats,
-        "results": results,
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    )
     return 0
 
 

@@ -17,21 +17,16 @@ Run: ``.venv/bin/python -m benchmarks.bench_local_loss [--quick]``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from benchmarks.common import machine_info, write_result
 from melp.losses import local_alignment_loss
-
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_local_loss.json"
 
 
 def reference_local_loss(
@@ -67,16 +62,6 @@ def materialised_contexts_loss(
     r = torch.logsumexp((temp2 * cos).masked_fill(~mask[None], float("-inf")), -1)  # (B, B)
     labels = torch.arange(beats.shape[0])
     return (F.cross_entropy(temp3 * r, labels) + F.cross_entropy(temp3 * r.T, labels)) / 2
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else what ``platform`` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def make_inputs(n: int, q: int, d: int, s_min: int, s_max: int, seed: int = 0):
@@ -156,20 +141,18 @@ def main() -> int:
     speedup_min = results["reference"]["min_s"] / results["melp"]["min_s"]
     print(f"speed-up of melp over the reference loop: {speedup:.1f}x median, {speedup_min:.1f}x best (target >= 3x); "
           f"memory {results['reference']['peak_mib'] / results['melp']['peak_mib']:.1f}x less")
-    record = {
-        "benchmark": "bench_local_loss",
-        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.bench_local_loss", *sys.argv[1:]]),
-        "machine": {"platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": args.threads},
-        "shape": {"B": args.batch, "Q": args.queries, "D": args.dim, "S_range": list(args.sentences), "mean_S": float(inputs[2].sum(1).float().mean())},
-        "repeats": repeats,
-        "results": results,
-        "speedup_vs_reference": speedup,
-        "speedup_vs_reference_best": speedup_min,
-        "max_loss_diff_vs_reference": abs(losses["melp"] - losses["reference"]),
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    write_result(
+        "bench_local_loss",
+        {
+            "machine": machine_info(torch=torch.__version__, threads=args.threads),
+            "shape": {"B": args.batch, "Q": args.queries, "D": args.dim, "S_range": list(args.sentences), "mean_S": float(inputs[2].sum(1).float().mean())},
+            "repeats": repeats,
+            "results": results,
+            "speedup_vs_reference": speedup,
+            "speedup_vs_reference_best": speedup_min,
+            "max_loss_diff_vs_reference": abs(losses["melp"] - losses["reference"]),
+        },
+    )
     return 0
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import resource
 import statistics
@@ -32,7 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_model.json"
+from benchmarks.common import machine_info, write_result
+
 TEXT_SHAPES = {"micro": (64, 2, 2, 128), "tiny": (256, 4, 4, 1024), "small": (768, 12, 12, 3072)}
 PHRASES = [
     "sinus rhythm", "sinus bradycardia", "sinus tachycardia", "atrial fibrillation", "atrial flutter",
@@ -45,16 +45,6 @@ PHRASES = [
 def synthetic_reports(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     return [". ".join(rng.sample(PHRASES, rng.randint(2, 7))) + "." for _ in range(n)]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def run_one(size: str, fs: int, steps: int, threads: int) -> dict[str, float | int | str]:
@@ -133,7 +123,9 @@ def main() -> int:
             steps = 2 if (args.quick or size == "small") else 3
             cmd = [sys.executable, "-m", "benchmarks.bench_model", "--one", size, str(fs)]
             cmd += ["--steps", str(steps), "--threads", str(args.threads)]
-            done = subprocess.run(cmd, cwd=RESULTS.parents[2], capture_output=True, text=True, check=False)
+            done = subprocess.run(
+                cmd, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=False
+            )
             if done.returncode != 0:
                 print(done.stderr[-2000:], file=sys.stderr)
                 return 1
@@ -145,23 +137,18 @@ def main() -> int:
                 f"peak RSS {row['peak_rss_gb']:.2f} GB ({row['params_total_m']} M params)",
                 flush=True,
             )
-    record = {
-        "benchmark": "bench_model",
-        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.bench_model", *sys.argv[1:]]),
-        "machine": {
-            "platform": platform.platform(),
-            "cpu": cpu_name(),
-            "cpu_count": os.cpu_count(),
-            "threads": args.threads,
-            "torch": __import__("torch").__version__,
-            "load_average_1min_before_after": [load_before, round(os.getloadavg()[0], 2)],
+    write_result(
+        "bench_model",
+        {
+            "machine": machine_info(
+                threads=args.threads,
+                torch=__import__("torch").__version__,
+                load_average_1min_before_after=[load_before, round(os.getloadavg()[0], 2)],
+            ),
+            "protocol": "batch 8, fp32, forward + MELPLoss + backward + AdamW; median step after 1 warm-up",
+            "results": rows,
         },
-        "protocol": "batch 8, fp32, forward + MELPLoss + backward + AdamW; median step after 1 warm-up",
-        "results": rows,
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    )
     return 0
 
 

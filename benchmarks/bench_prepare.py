@@ -19,7 +19,6 @@ Run: ``.venv/bin/python -m benchmarks.bench_prepare [--quick]``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -34,11 +33,11 @@ import numpy as np
 import pandas as pd
 import wfdb
 
+from benchmarks.common import machine_info, write_result
 from melp.data.readers import get_reader
 from melp.data.signal import SignalPolicy
 from melp.data.store import build_store
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_prepare.json"
 MIMIC_LEADS = ["I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6"]
 
 
@@ -149,22 +148,14 @@ def main() -> int:
             )
         else:
             print(f"ptbxl-subset: skipped ({subset} not found)")
-    payload = {
-        "benchmark": "bench_prepare",
-        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.bench_prepare", *sys.argv[1:]]),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "wfdb": wfdb.__version__,
+    write_result(
+        "bench_prepare",
+        {
+            "machine": machine_info(python=platform.python_version(), wfdb=wfdb.__version__),
+            "target": "prepare (1 worker) within 2x of bare wfdb.rdrecord per record",
+            "results": results,
         },
-        "target": "prepare (1 worker) within 2x of bare wfdb.rdrecord per record",
-        "results": results,
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    )
     return 0
 
 

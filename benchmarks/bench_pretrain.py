@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -23,7 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_pretrain.json"
+from benchmarks.common import machine_info, write_result
+
 REPO = Path(__file__).resolve().parents[1]
 # case name → (preset, stage-1 BERT size, overrides)
 CASES = {
@@ -32,17 +32,6 @@ CASES = {
     "tiny@500Hz": ("tiny", "tiny", ["model.fs=500"]),
 }
 N_RECORDS = 64
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def child(case: str, *, warmup: int, steps: int, threads: int) -> dict:
@@ -116,17 +105,18 @@ def main() -> int:
             f"{case:>12}: {r['pairs_per_s_median']:6.1f} pairs/s ({r['s_per_step_median']:.2f} s/step of {r['batch_size']}), "
             f"{r['params_m']:.1f} M params, peak RSS {r['peak_rss_mib']:.0f} MiB"
         )
-    record = {
-        "benchmark": "bench_pretrain",
-        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.bench_pretrain", *sys.argv[1:]]),
-        "machine": {"platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(), "threads": args.threads,
-                    "load_average_1min": os.getloadavg()[0]},
-        "protocol": {"warmup_steps": warmup, "measured_steps": steps, "store": f"synthetic, {N_RECORDS} records, 500 Hz x 10 s"},
-        "results": results,
-    }  # fmt: skip
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    write_result(
+        "bench_pretrain",
+        {
+            "machine": machine_info(threads=args.threads, load_average_1min=os.getloadavg()[0]),
+            "protocol": {
+                "warmup_steps": warmup,
+                "measured_steps": steps,
+                "store": f"synthetic, {N_RECORDS} records, 500 Hz x 10 s",
+            },
+            "results": results,
+        },
+    )
     return 0
 
 

@@ -13,8 +13,6 @@ Run: ``.venv/bin/python -m benchmarks.bench_store_read [--quick]``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import sys
 import tempfile
@@ -23,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import machine_info, write_result
 from melp.data import Record, build_store, open_store
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_store_read.json"
 BATCH = 64
 
 
@@ -90,23 +88,14 @@ def main() -> int:
     n, budget = (512, 1.0) if args.quick else (2048, 3.0)
     with tempfile.TemporaryDirectory() as tmp:
         results = [bench(n, fs, Path(tmp), budget) for fs in (500, 100)]
-    payload = {
-        "benchmark": "bench_store_read",
-        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.bench_store_read", *sys.argv[1:]]),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "cores_used": 1,
+    write_result(
+        "bench_store_read",
+        {
+            "machine": machine_info(python=platform.python_version(), numpy=np.__version__, cores_used=1),
+            "target": ">= 20,000 records/s on one core (random-access batches, 500 Hz x 10 s float16)",
+            "results": results,
         },
-        "target": ">= 20,000 records/s on one core (random-access batches, 500 Hz x 10 s float16)",
-        "results": results,
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    )
     return 0
 
 

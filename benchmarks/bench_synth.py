@@ -16,29 +16,16 @@ Run: ``.venv/bin/python -m benchmarks.bench_synth [--quick] [--learnability]``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import machine_info, write_result
 from melp.data import build_store
 from melp.data.synthetic import SynthItem, generate_record, process_item
-
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_synth.json"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def records_per_s(n: int, *, fs: int, repeats: int) -> dict[str, float | list[float]]:
@@ -146,23 +133,16 @@ def main() -> int:
     if args.learnability:
         results["learnability"] = learnability()
         print(f"supervised learnability check: macro AUROC {results['learnability']['macro_auroc']}")
-    record = {
-        "benchmark": "bench_synth",
-        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.bench_synth", *sys.argv[1:]]),
-        "machine": {
-            "platform": platform.platform(),
-            "cpu": cpu_name(),
-            "cpu_count": os.cpu_count(),
-            "load_avg_1min": round(os.getloadavg()[0], 2),
+    write_result(
+        "bench_synth",
+        {
+            "machine": machine_info(load_avg_1min=round(os.getloadavg()[0], 2)),
+            "records_per_run": n,
+            "repeats": repeats,
+            "target_records_per_s": 200,
+            "results": results,
         },
-        "records_per_run": n,
-        "repeats": repeats,
-        "target_records_per_s": 200,
-        "results": results,
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    )
     return 0
 
 
