@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from melp.eval.options import add_common_args, add_model_args
+from melp.eval.options import add_common_args, add_model_args, add_supervised_args
 
 COMMAND = "finetune"
 HELP = (
@@ -21,17 +21,7 @@ HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
-    parser.add_argument("--train", required=True, metavar="STORE[:SPLIT]", help="training records")
-    parser.add_argument("--val", required=True, metavar="STORE[:SPLIT]", help="validation records (early stopping)")
-    parser.add_argument("--test", required=True, metavar="STORE[:SPLIT]", help="test records (reported)")
-    parser.add_argument(
-        "--fractions",
-        "--fraction",
-        type=float,
-        nargs="+",
-        default=[1.0],
-        help="fractions of the training records (default 1.0)",
-    )
+    add_supervised_args(parser, fractions=[1.0], fractions_help="fractions of the training records (default 1.0)")
     parser.add_argument(
         "--lr", type=float, default=1e-4, help="AdamW learning rate of the head and top layer (default 1e-4)"
     )
@@ -46,10 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from melp.eval.finetune import FinetuneConfig, run_finetune
-    from melp.eval.options import model_from, settings_from, write_outputs
+    from melp.eval.options import check_fractions, model_from, settings_from, write_outputs
 
-    if any(not 0.0 < f <= 1.0 for f in args.fractions):
-        raise SystemExit(f"--fractions must lie in (0, 1], got {args.fractions}")
+    check_fractions(args.fractions)
     if args.layer_decay is not None and not 0.0 < args.layer_decay <= 1.0:
         raise SystemExit(f"--layer-decay must lie in (0, 1], got {args.layer_decay}")
     cfg = FinetuneConfig(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from melp.eval.options import add_common_args, add_model_args
+from melp.eval.options import add_common_args, add_model_args, add_supervised_args
 
 COMMAND = "probe"
 HELP = "Linear probe on frozen ECG embeddings (AdamW 1e-3, wd 1e-4, batch 128, cosine 100 epochs, early stopping)."
@@ -19,16 +19,10 @@ HELP = "Linear probe on frozen ECG embeddings (AdamW 1e-3, wd 1e-4, batch 128, c
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
-    parser.add_argument("--train", required=True, metavar="STORE[:SPLIT]", help="training records")
-    parser.add_argument("--val", required=True, metavar="STORE[:SPLIT]", help="validation records (early stopping)")
-    parser.add_argument("--test", required=True, metavar="STORE[:SPLIT]", help="test records (reported)")
-    parser.add_argument(
-        "--fractions",
-        "--fraction",
-        type=float,
-        nargs="+",
-        default=[0.01, 0.1, 1.0],
-        help="fractions of the training records (default: the protocol, 0.01 0.1 1.0)",
+    add_supervised_args(
+        parser,
+        fractions=[0.01, 0.1, 1.0],
+        fractions_help="fractions of the training records (default: the protocol, 0.01 0.1 1.0)",
     )
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default 1e-4)")
@@ -42,12 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from melp.eval.options import model_from, settings_from, write_outputs
+    from melp.eval.options import check_fractions, model_from, settings_from, write_outputs
     from melp.eval.probe import ProbeConfig
     from melp.eval.runs import run_probe
 
-    if any(not 0.0 < f <= 1.0 for f in args.fractions):
-        raise SystemExit(f"--fractions must lie in (0, 1], got {args.fractions}")
+    check_fractions(args.fractions)
     probe = ProbeConfig(
         lr=args.lr, weight_decay=args.weight_decay, batch_size=args.probe_batch_size, epochs=args.epochs,
         patience=args.patience, seed=args.seed,

@@ -27,6 +27,20 @@ def add_model_args(parser: argparse.ArgumentParser, *, required: bool = True) ->
     parser.add_argument("--model-seed", type=int, default=0, help="seed of the random encoder (default 0)")
 
 
+def add_supervised_args(parser: argparse.ArgumentParser, *, fractions: list[float], fractions_help: str) -> None:
+    """``--train``, ``--val``, ``--test`` and ``--fractions`` of the supervised protocols (probe, finetune)."""
+    parser.add_argument("--train", required=True, metavar="STORE[:SPLIT]", help="training records")
+    parser.add_argument("--val", required=True, metavar="STORE[:SPLIT]", help="validation records (early stopping)")
+    parser.add_argument("--test", required=True, metavar="STORE[:SPLIT]", help="test records (reported)")
+    parser.add_argument("--fractions", "--fraction", type=float, nargs="+", default=fractions, help=fractions_help)
+
+
+def check_fractions(fractions: list[float]) -> None:
+    """Exit with a clear message unless every training fraction lies in (0, 1]."""
+    if any(not 0.0 < f <= 1.0 for f in fractions):
+        raise SystemExit(f"--fractions must lie in (0, 1], got {fractions}")
+
+
 def add_common_args(parser: argparse.ArgumentParser, *, task: bool = True) -> None:
     """Output, statistics and batching options."""
     if task:
