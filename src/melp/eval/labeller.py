@@ -22,6 +22,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+_PROLONGED_PR = (r"\bprolonged pr( interval)?\b", r"\bpr interval (is )?prolonged\b")
+"""A prolonged PR interval: the PTB-XL form statement ``LPR`` and first-degree AV block ``1AVB`` alike."""
+
 _PATTERNS: dict[str, tuple[str, ...]] = {
     "NORM": (
         r"\bnormal (ecg|ekg|electrocardiogram|tracing)\b",
@@ -49,12 +52,11 @@ _PATTERNS: dict[str, tuple[str, ...]] = {
     "1AVB": (
         r"\b(1st|first) degree (a ?v|atrioventricular|av) (block|conduction delay)\b",
         r"\ba ?v block,? (1st|first) degree\b",
-        r"\b(markedly )?prolonged pr( interval)?\b",
-        r"\bpr interval (is )?prolonged\b",
+        *_PROLONGED_PR,
     ),
     "2AVB": (r"\b(2nd|second) degree (a ?v|atrioventricular|av) block\b", r"\bmobitz\b", r"\bwenckebach\b"),
     "3AVB": (r"\b(3rd|third) degree (a ?v|atrioventricular|av) block\b", r"\bcomplete (heart|a ?v|av) block\b"),
-    "LPR": (r"\bprolonged pr( interval)?\b", r"\bpr interval (is )?prolonged\b", r"\blong pr interval\b"),
+    "LPR": (*_PROLONGED_PR, r"\blong pr interval\b"),
     "CLBBB": (r"(?<!incomplete )\bleft bundle branch block\b", r"(?<!incomplete )\blbbb\b"),
     "CRBBB": (r"(?<!incomplete )\bright bundle branch block\b", r"(?<!incomplete )\brbbb\b"),
     "ILBBB": (r"\bincomplete (left bundle branch block|lbbb)\b",),
