@@ -177,3 +177,43 @@ def test_corpus_bleu_from_statistics_equals_sacrebleu() -> None:
     for idx in (np.arange(4), np.array([0, 0, 2, 3]), np.array([1, 3, 3, 3])):
         expected = sacrebleu.corpus_bleu([gen[i] for i in idx], [[ref[i] for i in idx]]).score / 100
         assert bleu(idx) == pytest.approx(expected, abs=1e-12)
+
+
+def test_clinical_macro_interval_contains_its_point_estimate() -> None:
+    """A common finding always found plus rare ones never found: the macro recall is 1/11 on the
+    whole set; resamples that average only over the findings they happen to contain would score
+    higher and exclude the point estimate from its own interval."""
+    from melp.eval.textgen import generation_metrics
+
+    rare = [
+        "atrial flutter.", "left bundle branch block.", "right bundle branch block.", "st elevation.",
+        "st depression.", "left ventricular hypertrophy.", "low qrs voltages.", "right axis deviation.",
+        "prolonged qt interval.", "first degree av block.",
+    ]  # fmt: skip
+    references = ["sinus rhythm."] * 30 + [f"sinus rhythm. {r}" for r in rare]
+    generated = ["sinus rhythm."] * len(references)
+    metrics, per_code, boot = generation_metrics(generated, references, n_resamples=200, seed=0)
+    assert len([c for c, v in per_code.items() if v["n_ref"] > 0]) == 11
+    assert metrics["clinical_macro_recall"] == pytest.approx(1 / 11)
+    for name in ("clinical_macro_precision", "clinical_macro_recall", "clinical_macro_f1", "clinical_micro_recall"):
+        low, high = boot.ci95[name]
+        assert low - 1e-12 <= metrics[name] <= high + 1e-12, (name, low, high, metrics[name])
+    # every rare finding is in few resamples: those without one are redrawn, and the notes say so
+    assert boot.n_rejected > 0
+    assert any(note.startswith("clinical_macro_*: ") and "rejected" in note for note in boot.notes)
+
+
+def test_clinical_scores_macro_over_a_fixed_set_of_findings() -> None:
+    import numpy as np
+
+    from melp.eval.textgen import clinical_counts, clinical_scores
+
+    codes, counts = clinical_counts([{"SR"}, set()], [{"SR"}, {"STE"}])  # codes: SR, STE
+    fixed = np.array([True, True])
+    # the first record alone holds no STE reference: STE still counts in the average, with recall 0
+    scores, _ = clinical_scores(codes, counts[[0]], macro_over=fixed)
+    assert scores["clinical_macro_recall"] == pytest.approx(0.5)
+    scores, _ = clinical_scores(codes, counts[[0]])
+    assert scores["clinical_macro_recall"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="one entry per finding"):
+        clinical_scores(codes, counts, macro_over=np.array([True]))

@@ -61,6 +61,7 @@ def bootstrap(
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
     valid: Validity | None = None,
+    rejection: str = "a scored class had no positive or no negative",
     max_draw_factor: int = 10,
 ) -> BootstrapResult:
     """Percentile bootstrap of ``statistic(indices) -> {name: value}`` over ``n_items`` records.
@@ -72,6 +73,7 @@ def bootstrap(
         n_resamples: valid resamples wanted.
         seed: seed of the generator; the same seed gives the same intervals.
         valid: optional predicate rejecting a resample (counted in ``n_rejected``).
+        rejection: why ``valid`` rejects a resample, for the notes.
         max_draw_factor: at most ``max_draw_factor × n_resamples`` draws in all.
     """
     if n_items <= 0:
@@ -94,7 +96,7 @@ def bootstrap(
         n_valid += 1
     notes = []
     if n_rejected:
-        notes.append(f"{n_rejected} resamples rejected (a scored class had no positive or no negative) and redrawn")
+        notes.append(f"{n_rejected} resamples rejected ({rejection}) and redrawn")
     if n_valid < n_resamples:
         msg = f"only {n_valid} of {n_resamples} valid resamples after {max_draws} draws; intervals use {n_valid}"
         logger.warning(msg)

@@ -11,11 +11,18 @@
   are listed). Reports with no finding on either side add nothing to the clinical counts.
 
 All of them get bootstrap intervals over records (same seed protocol as :mod:`melp.eval.bootstrap`).
+The macro scores average over one fixed set of findings, those with a reference in the whole test
+set, in the point estimate and in every resample alike; as for a classification class, a resample
+in which one of them has no reference is rejected and redrawn (counted in the notes), so the
+macro intervals are conditional on every averaged finding being present. (Letting each resample
+average over the findings it happens to contain shifts the intervals: dropping a rare finding
+with recall 0 raises the macro recall, so the point estimate could fall outside its own interval.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 from rouge_score import rouge_scorer
@@ -50,8 +57,25 @@ def clinical_counts(generated: Sequence[set[str]], reference: Sequence[set[str]]
     return codes, counts
 
 
-def clinical_scores(codes: Sequence[str], counts: np.ndarray) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Micro/macro precision, recall, F1 from :func:`clinical_counts`, and per-finding values."""
+def findings_in_reference(counts: np.ndarray) -> np.ndarray:
+    """Which findings (K,) have at least one reference (a TP or FN) in :func:`clinical_counts`' (N, K, 3)."""
+    return counts[:, :, [0, 2]].sum(axis=(0, 2)) > 0
+
+
+def clinical_scores(
+    codes: Sequence[str], counts: np.ndarray, *, macro_over: np.ndarray | None = None
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Micro/macro precision, recall, F1 from :func:`clinical_counts`, and per-finding values.
+
+    Args:
+        codes: the finding codes (K,).
+        counts: per-record TP/FP/FN (N, K, 3).
+        macro_over: the findings (K,) bool the macro scores average over; default
+            :func:`findings_in_reference` of ``counts``. Pass the full test set's to score a resample.
+    """
+    in_ref = findings_in_reference(counts) if macro_over is None else np.asarray(macro_over, dtype=bool)
+    if in_ref.shape != (len(codes),):
+        raise ValueError(f"macro_over must have one entry per finding ({len(codes)}), got shape {in_ref.shape}")
     total = counts.sum(axis=0)  # (K, 3)
     micro_p, micro_r, micro_f1 = _prf(*total.sum(axis=0).tolist())
     per_code = {}
@@ -59,9 +83,9 @@ def clinical_scores(codes: Sequence[str], counts: np.ndarray) -> tuple[dict[str,
         tp, fp, fn = total[k].tolist()
         p, r, f = _prf(tp, fp, fn)
         per_code[code] = {"precision": p, "recall": r, "f1": f, "n_ref": int(tp + fn), "n_gen": int(tp + fp)}
-    in_ref = [v for v in per_code.values() if v["n_ref"] > 0]
+    averaged = [per_code[code] for code, keep in zip(codes, in_ref) if keep]
     macro = {
-        f"clinical_macro_{m}": float(np.mean([v[m] for v in in_ref])) if in_ref else 0.0
+        f"clinical_macro_{m}": float(np.mean([v[m] for v in averaged])) if averaged else 0.0
         for m in ("precision", "recall", "f1")
     }
     return {
@@ -103,7 +127,11 @@ def generation_metrics(
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
 ) -> tuple[dict[str, float], dict[str, dict[str, float]], BootstrapResult]:
-    """BLEU-4, ROUGE-L and clinical scores, per-finding clinical scores, and their bootstrap intervals."""
+    """BLEU-4, ROUGE-L and clinical scores, per-finding clinical scores, and their bootstrap intervals.
+
+    The macro clinical intervals come from their own resamples (same seed), which are redrawn when a
+    finding of the macro average has no reference; ``n_rejected`` and the notes count those.
+    """
     if len(generated) != len(references):
         raise ValueError(f"{len(generated)} generated reports for {len(references)} references")
     if not generated:
@@ -113,12 +141,36 @@ def generation_metrics(
     rouge = np.array([scorer.score(r, g)["rougeL"].fmeasure for g, r in zip(gen, ref)])
     codes, counts = clinical_counts([label_report(g) for g in gen], [label_report(r) for r in ref])
     bleu = CorpusBLEU(gen, ref)
+    in_ref = findings_in_reference(counts)  # (K,) the macro scores' findings, fixed by the whole test set
 
-    def statistic(idx: np.ndarray) -> dict[str, float]:
-        clinical, _ = clinical_scores(codes, counts[idx])
-        return {"bleu4": bleu(idx), "rouge_l": float(rouge[idx].mean()), **clinical}
+    def clinical(idx: np.ndarray, *, macro: bool) -> dict[str, float]:
+        scores, _ = clinical_scores(codes, counts[idx], macro_over=in_ref)
+        return {k: v for k, v in scores.items() if k.startswith("clinical_macro_") == macro}
+
+    def overall(idx: np.ndarray) -> dict[str, float]:
+        return {"bleu4": bleu(idx), "rouge_l": float(rouge[idx].mean()), **clinical(idx, macro=False)}
+
+    def macro_defined(idx: np.ndarray) -> bool:
+        return bool(findings_in_reference(counts[idx])[in_ref].all())
 
     everything = np.arange(len(gen))
-    metrics = statistic(everything)
+    metrics = {**overall(everything), **clinical(everything, macro=True)}
     _, per_code = clinical_scores(codes, counts)
-    return metrics, per_code, bootstrap(len(gen), statistic, n_resamples=n_resamples, seed=seed)
+    boot = bootstrap(len(gen), overall, n_resamples=n_resamples, seed=seed)
+    if n_resamples <= 0:
+        return metrics, per_code, boot
+    macro_boot = bootstrap(
+        len(gen),
+        lambda idx: clinical(idx, macro=True),
+        n_resamples=n_resamples,
+        seed=seed,
+        valid=macro_defined,
+        rejection="a finding of the macro average had no reference",
+    )
+    merged = replace(
+        boot,
+        ci95={**boot.ci95, **macro_boot.ci95},
+        n_rejected=macro_boot.n_rejected,
+        notes=boot.notes + [f"clinical_macro_*: {note}" for note in macro_boot.notes],
+    )
+    return metrics, per_code, merged
