@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -252,6 +253,19 @@ def test_nonfinite_losses_are_skipped_and_counted(corpus: dict[str, Path], tmp_p
     assert trainer.state.nonfinite_total == 2 and trainer.state.nonfinite_consecutive == 0
     assert [r["nonfinite_steps"] for r in _metrics(tmp_path / "run" / "metrics.jsonl", "train")] == [0, 1, 2, 2, 2]
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_a_skipped_first_step_leaves_the_schedule_where_it_was(corpus: dict[str, Path], tmp_path: Path) -> None:
+    trainer = _trainer(corpus, tmp_path / "run", "training.max_steps=3", "training.log_every=1")
+    trainer.loss_fn = _NaNAt(trainer.loss_fn, {1})
+    first_lr = trainer.scheduler.get_last_lr()[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit()
+    assert not [w for w in caught if "lr_scheduler.step()" in str(w.message)]
+    assert trainer.state.nonfinite_total == 1 and trainer.scheduler.last_epoch == 2  # 3 steps, 2 updates
+    lrs = [r["lr"] for r in _metrics(tmp_path / "run" / "metrics.jsonl", "train")]
+    assert lrs[0] == pytest.approx(first_lr) and lrs[1] != pytest.approx(first_lr)
 
 
 def test_too_many_nonfinite_steps_stop_with_a_clear_error(corpus: dict[str, Path], tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ autocast on CUDA only, the logit scale clamped after every step, atomic checkpoi
 exact data position, zero-shot validation on predictions gathered from every rank (not averaged
 per rank, and without duplicated records), best checkpoint and early stopping. A non-finite loss
 or gradient skips the step on every rank at once (the decision is all-reduced, so no rank waits
-in a collective the others never reach); too many in a row raise :class:`NonFiniteLossError` on
-every rank instead of the reference's ``ipdb`` breakpoint. No anomaly detection is switched on.
+in a collective the others never reach; the LR schedule counts updates, so it does not advance);
+too many in a row raise :class:`NonFiniteLossError` on every rank instead of the reference's
+``ipdb`` breakpoint. No anomaly detection is switched on.
 """
 
 from __future__ import annotations
@@ -291,12 +292,12 @@ class Pretrainer:
             finite = not D.any_flag(not bool(torch.isfinite(norm)))
         if finite:
             self.optimizer.step()
+            self.scheduler.step()  # the schedule counts updates: a skipped step leaves the LR where it was
             self.model.clamp_logit_scale_()
             self.state.nonfinite_consecutive = 0
             self._window.append(sums)
         else:
             self._skip_step()
-        self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
 
     def _skip_step(self) -> None:
