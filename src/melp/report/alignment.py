@@ -208,6 +208,7 @@ def alignment_figure(example: AlignmentExample) -> Figure:
         extent=(0.0, float(times[-1]), q - 0.5, -0.5),
         interpolation="nearest",
     )
+    ax_beat.set_yticks(range(0, q, max(1, q // 6)))  # whole query indices, not 2.5
     ax_beat.set_ylabel("beat query")
     ax_beat.set_xlabel("time (s)")
     for ax in (ax_ecg, ax_sent):
