@@ -224,15 +224,21 @@ class MELP(nn.Module):
 
 def _load_causal_bert(path: str | Path) -> BertModel:
     """``BertModel`` (no pooler, no MLM head) with causal attention; logs only keys that matter."""
-    hf_logger = logging.getLogger("transformers.modeling_utils")
-    level = hf_logger.level
-    hf_logger.setLevel(logging.ERROR)  # transformers reports the MLM head it skips as a warning
+    # transformers reports the MLM head it skips as a warning, and with that logger raised it also
+    # checks a tensor-parallel plan and lists every layer as "not sharded"
+    hf_loggers = [
+        logging.getLogger(f"transformers.{name}") for name in ("modeling_utils", "distributed.tensor_parallel")
+    ]
+    levels = [hf_logger.level for hf_logger in hf_loggers]
+    for hf_logger in hf_loggers:
+        hf_logger.setLevel(logging.ERROR)
     try:
         loaded: Any = BertModel.from_pretrained(
             str(path), is_decoder=True, add_pooling_layer=False, output_loading_info=True
         )
     finally:
-        hf_logger.setLevel(level)
+        for hf_logger, level in zip(hf_loggers, levels):
+            hf_logger.setLevel(level)
     bert, info = loaded
     unexpected = [k for k in info.get("unexpected_keys", []) if not k.startswith(("cls.", "pooler.", "bert.pooler."))]
     for kind, keys in (("missing", info.get("missing_keys", [])), ("unexpected", unexpected)):
