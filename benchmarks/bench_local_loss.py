@@ -52,10 +52,17 @@ def reference_local_loss(
 
 
 def materialised_contexts_loss(
-    beats: torch.Tensor, sents: torch.Tensor, mask: torch.Tensor, temp1: float = 4.0, temp2: float = 5.0, temp3: float = 10.0
+    beats: torch.Tensor,
+    sents: torch.Tensor,
+    mask: torch.Tensor,
+    temp1: float = 4.0,
+    temp2: float = 5.0,
+    temp3: float = 10.0,
 ) -> torch.Tensor:
     """Naive vectorisation: all contexts of width D at once (every text needs a sentence)."""
-    scores = torch.einsum("bld,ikd->bilk", beats, sents).masked_fill(~mask[None, :, None], float("-inf"))  # (B, B, Q, S)
+    scores = torch.einsum("bld,ikd->bilk", beats, sents).masked_fill(
+        ~mask[None, :, None], float("-inf")
+    )  # (B, B, Q, S)
     alpha = (temp1 * scores.softmax(-1)).softmax(2)  # over beats
     contexts = torch.einsum("bilk,bld->bikd", alpha, beats)  # (B, B, S, D)
     cos = F.cosine_similarity(contexts, sents[None], dim=-1)  # (B, B, S)
@@ -116,13 +123,19 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--queries", type=int, default=12)
     parser.add_argument("--dim", type=int, default=256)
-    parser.add_argument("--sentences", type=int, nargs=2, default=(4, 12), metavar=("MIN", "MAX"), help="ragged range, mean ≈ 8")
+    parser.add_argument(
+        "--sentences", type=int, nargs=2, default=(4, 12), metavar=("MIN", "MAX"), help="ragged range, mean ≈ 8"
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     repeats = 3 if args.quick else 15
     inputs = make_inputs(args.batch, args.queries, args.dim, *args.sentences)
-    methods = {"reference": reference_local_loss, "materialised": materialised_contexts_loss, "melp": local_alignment_loss}
+    methods = {
+        "reference": reference_local_loss,
+        "materialised": materialised_contexts_loss,
+        "melp": local_alignment_loss,
+    }
     losses = {name: step(fn, *inputs) for name, fn in methods.items()}
     times = time_steps(methods, inputs, repeats)
     results = {}
@@ -139,13 +152,21 @@ def main() -> int:
         )
     speedup = results["reference"]["median_s"] / results["melp"]["median_s"]
     speedup_min = results["reference"]["min_s"] / results["melp"]["min_s"]
-    print(f"speed-up of melp over the reference loop: {speedup:.1f}x median, {speedup_min:.1f}x best (target >= 3x); "
-          f"memory {results['reference']['peak_mib'] / results['melp']['peak_mib']:.1f}x less")
+    print(
+        f"speed-up of melp over the reference loop: {speedup:.1f}x median, {speedup_min:.1f}x best (target >= 3x); "
+        f"memory {results['reference']['peak_mib'] / results['melp']['peak_mib']:.1f}x less"
+    )
     write_result(
         "bench_local_loss",
         {
             "machine": machine_info(torch=torch.__version__, threads=args.threads),
-            "shape": {"B": args.batch, "Q": args.queries, "D": args.dim, "S_range": list(args.sentences), "mean_S": float(inputs[2].sum(1).float().mean())},
+            "shape": {
+                "B": args.batch,
+                "Q": args.queries,
+                "D": args.dim,
+                "S_range": list(args.sentences),
+                "mean_S": float(inputs[2].sum(1).float().mean()),
+            },
             "repeats": repeats,
             "results": results,
             "speedup_vs_reference": speedup,

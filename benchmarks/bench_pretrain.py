@@ -61,7 +61,14 @@ def child(case: str, *, warmup: int, steps: int, threads: int) -> dict:
         [*overrides, f"training.max_steps={warmup + steps}", "training.log_every=1", "training.save_every=0",
          "training.epochs=1000", "data.num_workers=0"],
     )  # fmt: skip
-    trainer = build_pretrainer(cfg, train=[str(root / "store")], val=[], text_model=str(text), run_dir=root / "run", env=init_distributed(device="cpu"))
+    trainer = build_pretrainer(
+        cfg,
+        train=[str(root / "store")],
+        val=[],
+        text_model=str(text),
+        run_dir=root / "run",
+        env=init_distributed(device="cpu"),
+    )
     trainer.fit()
     records = [json.loads(line) for line in (root / "run" / "metrics.jsonl").read_text().splitlines()]
     rates = [r["pairs_per_s"] for r in records if r["split"] == "train" and r["step"] > warmup]

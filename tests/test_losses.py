@@ -53,7 +53,14 @@ def naive_local_loss(
 
 
 def ragged_batch(
-    n: int = 6, q: int = 4, s: int = 4, d: int = 16, *, counts: list[int] | None = None, dtype=torch.float64, seed: int = 0
+    n: int = 6,
+    q: int = 4,
+    s: int = 4,
+    d: int = 16,
+    *,
+    counts: list[int] | None = None,
+    dtype=torch.float64,
+    seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random beats and sentences; padded sentence rows hold NaN, which must never leak."""
     g = torch.Generator().manual_seed(seed)
@@ -135,7 +142,9 @@ def test_local_loss_float32_matches_loop_to_1e5() -> None:
 
 def test_local_loss_with_every_report_one_sentence() -> None:
     beats, sents, mask = ragged_batch(n=5, s=1, counts=[1] * 5)
-    assert local_alignment_loss(beats, sents, mask).item() == pytest.approx(naive_local_loss(beats, sents, mask).item(), abs=1e-10)
+    assert local_alignment_loss(beats, sents, mask).item() == pytest.approx(
+        naive_local_loss(beats, sents, mask).item(), abs=1e-10
+    )
 
 
 def test_local_loss_drops_texts_without_sentences() -> None:

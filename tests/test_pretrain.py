@@ -125,7 +125,15 @@ def test_stage1_cli_continues_an_existing_bert_with_its_tokenizer(corpus: dict[s
     from melp.cli.main import main
 
     out = tmp_path / "continued"
-    argv = ["pretrain-text", "--train", str(corpus["train"]), f"init_from={corpus['text']}", "max_steps=2", "--out", str(out)]
+    argv = [
+        "pretrain-text",
+        "--train",
+        str(corpus["train"]),
+        f"init_from={corpus['text']}",
+        "max_steps=2",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     assert AutoTokenizer.from_pretrained(out).get_vocab() == AutoTokenizer.from_pretrained(corpus["text"]).get_vocab()
     assert [r["step"] for r in _metrics(out / "metrics.jsonl", "train")] == [2]
@@ -229,7 +237,9 @@ def _trainer(corpus: dict[str, Path], out: Path, *overrides: str):  # type: igno
 
     cfg = load_pretrain_config(MICRO, list(overrides))
     env = init_distributed(device="cpu")
-    return build_pretrainer(cfg, train=[str(corpus["train"])], val=[], text_model=str(corpus["text"]), run_dir=out, env=env)
+    return build_pretrainer(
+        cfg, train=[str(corpus["train"])], val=[], text_model=str(corpus["text"]), run_dir=out, env=env
+    )
 
 
 class _NaNAt:

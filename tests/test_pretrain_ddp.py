@@ -72,7 +72,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         build_store(root / name, items, process_item, fs=100, seconds=10.0, source=SOURCE, progress=False)
         stores[name] = root / name
     tokenizer = train_wordpiece_tokenizer(list(open_store(stores["train"]).meta["report"]), vocab_size=500)
-    bert = build_bert_config(vocab_size=len(tokenizer), hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128)
+    bert = build_bert_config(
+        vocab_size=len(tokenizer), hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128
+    )
     bert.hidden_dropout_prob = bert.attention_probs_dropout_prob = 0.0
     text = build_text_model_dir(root / "text", tokenizer=tokenizer, config=bert, seed=0)
     driver = root / "driver.py"
@@ -102,8 +104,12 @@ def _single_process_run(common: list[str], out: Path, overrides: list[str]) -> N
 
     config, train, val, text = common
     env = init_distributed(device="cpu")
-    trainer = build_pretrainer(load_pretrain_config(config, overrides), train=[train], val=[val], text_model=text, run_dir=out, env=env)
-    save_file({k: v.detach().clone().contiguous() for k, v in trainer.model.state_dict().items()}, out / "init.safetensors")
+    trainer = build_pretrainer(
+        load_pretrain_config(config, overrides), train=[train], val=[val], text_model=text, run_dir=out, env=env
+    )
+    save_file(
+        {k: v.detach().clone().contiguous() for k, v in trainer.model.state_dict().items()}, out / "init.safetensors"
+    )
     trainer.fit()
     save_file({k: v.contiguous() for k, v in trainer.model.state_dict().items()}, out / "rank0.safetensors")
 
@@ -169,7 +175,12 @@ def test_a_two_process_checkpoint_resumes_in_one_process_at_the_same_data_positi
     def trainer(batch: int):  # type: ignore[no-untyped-def]
         cfg = load_pretrain_config(runs["config"], [f"data.batch_size={batch}", f"training.max_steps={STEPS + 1}"])
         return build_pretrainer(
-            cfg, train=[str(runs["train"])], val=[], text_model=str(runs["text"]), run_dir=run, env=init_distributed(device="cpu")
+            cfg,
+            train=[str(runs["train"])],
+            val=[],
+            text_model=str(runs["text"]),
+            run_dir=run,
+            env=init_distributed(device="cpu"),
         )
 
     single = trainer(8)

@@ -32,10 +32,16 @@ VAL_TASK_BY_SOURCE = {"synthetic": "synthetic", "ptbxl": "ptbxl_super", "cpsc201
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="YAML/TOML/JSON run config (configs/micro.yaml, tiny.yaml, melp_paper.yaml)")
+    parser.add_argument(
+        "--config", type=Path, help="YAML/TOML/JSON run config (configs/micro.yaml, tiny.yaml, melp_paper.yaml)"
+    )
     parser.add_argument("--train", nargs="+", required=True, metavar="STORE", help="ECG-report stores to train on")
-    parser.add_argument("--val", nargs="+", default=[], metavar="STORE", help="labelled stores for zero-shot validation")
-    parser.add_argument("--text-model", required=True, help="stage-1 Hugging Face BERT directory (or hub name when online)")
+    parser.add_argument(
+        "--val", nargs="+", default=[], metavar="STORE", help="labelled stores for zero-shot validation"
+    )
+    parser.add_argument(
+        "--text-model", required=True, help="stage-1 Hugging Face BERT directory (or hub name when online)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="run directory")
     parser.add_argument("--max-steps", type=int, help="overrides training.max_steps")
     parser.add_argument("--save-every", type=int, help="overrides training.save_every")
@@ -75,7 +81,9 @@ def build_pretrainer(cfg: Any, *, train: list[str], val: list[str], text_model: 
     def dataset(path: str, *, train_mode: bool, task: str | None = None) -> Any:
         store = open_store(path)
         if abs(store.seconds - mc.seconds) > 1e-6:
-            raise SystemExit(f"store {path} holds {store.seconds} s records; the model expects model.seconds={mc.seconds}")
+            raise SystemExit(
+                f"store {path} holds {store.seconds} s records; the model expects model.seconds={mc.seconds}"
+            )
         keep = dc.lead_mask_keep if train_mode else None
         transform = build_transform(
             normalization=dc.normalization, lead_mask_keep=keep, fs_in=store.fs, fs_out=mc.fs, seed=tc.seed

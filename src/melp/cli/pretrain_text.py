@@ -25,10 +25,14 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--train", nargs="+", required=True, metavar="STORE", help="stores whose reports form the corpus")
+    parser.add_argument(
+        "--train", nargs="+", required=True, metavar="STORE", help="stores whose reports form the corpus"
+    )
     parser.add_argument("--out", type=Path, required=True, help="Hugging Face directory to write")
     parser.add_argument("--config", type=Path, help="YAML/TOML/JSON file of stage-1 settings")
-    parser.add_argument("--extra-text", nargs="+", default=[], metavar="FILE", help="further text files, one passage per line")
+    parser.add_argument(
+        "--extra-text", nargs="+", default=[], metavar="FILE", help="further text files, one passage per line"
+    )
     parser.add_argument("--max-steps", type=int, help="stop after N steps (overrides max_steps)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. size=tiny lr=3e-4")

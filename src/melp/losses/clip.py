@@ -73,5 +73,7 @@ class ClipLoss(nn.Module):
         labels = torch.arange(ecg.shape[0], device=ecg.device) + sum(sizes[: self.rank])  # (B,)
         logits_e2t = scale * ecg @ all_text.T  # (B, Bg)
         logits_t2e = scale * text @ all_ecg.T  # (B, Bg)
-        total = F.cross_entropy(logits_e2t, labels, reduction="sum") + F.cross_entropy(logits_t2e, labels, reduction="sum")
+        total = F.cross_entropy(logits_e2t, labels, reduction="sum") + F.cross_entropy(
+            logits_t2e, labels, reduction="sum"
+        )
         return total * self.world_size / (2 * sum(sizes))

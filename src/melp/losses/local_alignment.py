@@ -133,7 +133,9 @@ def pairwise_log_similarity(
     return r
 
 
-def _ce_sum(logits: torch.Tensor, labels: torch.Tensor, row_valid: torch.Tensor, col_valid: torch.Tensor) -> torch.Tensor:
+def _ce_sum(
+    logits: torch.Tensor, labels: torch.Tensor, row_valid: torch.Tensor, col_valid: torch.Tensor
+) -> torch.Tensor:
     """Sum of cross-entropies of the valid rows, invalid columns excluded from the softmax."""
     logits = logits.masked_fill(~col_valid[None], torch.finfo(logits.dtype).min)  # finite: no NaN in empty rows
     labels = torch.where(row_valid, labels, -100)
@@ -177,7 +179,15 @@ def local_alignment_loss(
 
 
 def _gathered_local_alignment_loss(
-    beats: torch.Tensor, sents: torch.Tensor, mask: torch.Tensor, *, temp1: float, temp2: float, temp3: float, agg: str, rank: int
+    beats: torch.Tensor,
+    sents: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    temp1: float,
+    temp2: float,
+    temp3: float,
+    agg: str,
+    rank: int,
 ) -> torch.Tensor:
     """Global form: local ECGs against all texts, local texts against all ECGs (gradients through the gather)."""
     all_beats, sizes = all_gather_with_sizes(beats)  # (Bg, Q, D)
@@ -237,7 +247,9 @@ class LocalAlignmentLoss(nn.Module):
         self.temp1, self.temp2, self.temp3, self.agg = temp1, temp2, temp3, agg
         self.rank, self.world_size, self.gather = rank, world_size, gather
 
-    def forward(self, beat_embs: torch.Tensor, sentence_embs: torch.Tensor, sentence_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, beat_embs: torch.Tensor, sentence_embs: torch.Tensor, sentence_mask: torch.Tensor
+    ) -> torch.Tensor:
         """Scalar loss from ``beat_embs`` (B, Q, D), ``sentence_embs`` (B, S, D) and ``sentence_mask`` (B, S)."""
         if not (self.gather and self.world_size > 1):
             return local_alignment_loss(

@@ -58,7 +58,11 @@ class MELPLoss(nn.Module):
         local_loss_gather: bool = False,
     ) -> None:
         super().__init__()
-        for name, value in (("clip_weight", clip_weight), ("caption_weight", caption_weight), ("local_weight", local_weight)):
+        for name, value in (
+            ("clip_weight", clip_weight),
+            ("caption_weight", caption_weight),
+            ("local_weight", local_weight),
+        ):
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         self.clip_weight = clip_weight

@@ -106,8 +106,16 @@ def init_distributed(*, device: str | None = None) -> DistEnv:
     backend = "nccl" if use_cuda else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
-        logger.info("process group initialised: rank %d/%d, backend %s, device %s", rank, world_size, backend, torch_device)
-    return DistEnv(rank=dist.get_rank(), local_rank=local_rank, world_size=dist.get_world_size(), device=torch_device, backend=dist.get_backend())
+        logger.info(
+            "process group initialised: rank %d/%d, backend %s, device %s", rank, world_size, backend, torch_device
+        )
+    return DistEnv(
+        rank=dist.get_rank(),
+        local_rank=local_rank,
+        world_size=dist.get_world_size(),
+        device=torch_device,
+        backend=dist.get_backend(),
+    )
 
 
 def is_main_process() -> bool:

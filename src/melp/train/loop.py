@@ -201,7 +201,9 @@ class Pretrainer:
         # rank r reads elements r, r + W, ... of the epoch's permutation: the first p samples of every
         # rank are the first p × W of the permutation, so the position converts between world sizes
         position = state.position * state.world_size // now.world_size
-        state = replace(state, position=position, world_size=now.world_size, batch_size=now.batch_size, grad_accum=now.grad_accum)
+        state = replace(
+            state, position=position, world_size=now.world_size, batch_size=now.batch_size, grad_accum=now.grad_accum
+        )
         weights = type(self.model).from_pretrained(path).state_dict()
         self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(training["optimizer"])
@@ -266,7 +268,9 @@ class Pretrainer:
     def _micro_batches(self, window: list[dict[str, Any]]) -> Iterator[tuple[dict[str, torch.Tensor], Any]]:
         """Each micro-batch on the device, with the context that defers DDP's gradient sync to the last one."""
         for i, batch in enumerate(window):
-            inputs = {k: batch[k].to(self.env.device, non_blocking=True) for k in ("ecg", "input_ids", "attention_mask")}
+            inputs = {
+                k: batch[k].to(self.env.device, non_blocking=True) for k in ("ecg", "input_ids", "attention_mask")
+            }
             last = i == len(window) - 1
             sync = contextlib.nullcontext() if last or self.ddp is self.model else self.ddp.no_sync()
             yield inputs, sync
@@ -391,7 +395,9 @@ class Pretrainer:
         if metric is not None and (st.best_metric is None or metric > st.best_metric):
             st.best_metric, st.bad_validations = metric, 0
             if self.env.is_main:
-                save_best(self.ckpt_dir, model=self.model, tokenizer=self.tokenizer, run_config=self.cfg, metrics=record)
+                save_best(
+                    self.ckpt_dir, model=self.model, tokenizer=self.tokenizer, run_config=self.cfg, metrics=record
+                )
         else:
             st.bad_validations += 1
         record["best_val_macro_auroc"] = st.best_metric
@@ -400,7 +406,9 @@ class Pretrainer:
         patience = self.cfg.training.early_stopping_patience
         stop = patience > 0 and st.bad_validations >= patience
         if D.any_flag(stop):
-            logger.info("early stopping: no improvement in %d validations (best %s)", st.bad_validations, st.best_metric)
+            logger.info(
+                "early stopping: no improvement in %d validations (best %s)", st.bad_validations, st.best_metric
+            )
             return True
         return False
 

@@ -33,7 +33,9 @@ class ResumableDistributedSampler(Sampler[int]):
         shuffle: permute (training) or keep the dataset order.
     """
 
-    def __init__(self, *, num_samples: int, rank: int = 0, world_size: int = 1, seed: int = 0, shuffle: bool = True) -> None:
+    def __init__(
+        self, *, num_samples: int, rank: int = 0, world_size: int = 1, seed: int = 0, shuffle: bool = True
+    ) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank must lie in [0, world_size={world_size}), got rank={rank}")
         if num_samples < world_size:

@@ -85,7 +85,9 @@ def _build(cfg: TextPretrainConfig, texts: list[str]) -> tuple[Any, BertForMaske
     tokenizer = train_wordpiece_tokenizer(texts, vocab_size=vocab_size)
     torch.manual_seed(cfg.seed)
     model = BertForMaskedLM(bert_config(cfg.size, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id))
-    logger.info("BERT %s from scratch: vocabulary %d, %.2f M parameters", cfg.size, len(tokenizer), model.num_parameters() / 1e6)
+    logger.info(
+        "BERT %s from scratch: vocabulary %d, %.2f M parameters", cfg.size, len(tokenizer), model.num_parameters() / 1e6
+    )
     return tokenizer, model
 
 
@@ -132,7 +134,9 @@ def train_text_encoder(
     loader = _mlm_loader(cfg, tokenizer, texts)
     total = cfg.max_steps or cfg.epochs * len(loader)
     optimizer = build_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999), eps=1e-8)
-    scheduler = build_scheduler(optimizer, lr=cfg.lr, min_lr=0.0, warmup_steps=min(cfg.warmup_steps, total // 2), total_steps=total)
+    scheduler = build_scheduler(
+        optimizer, lr=cfg.lr, min_lr=0.0, warmup_steps=min(cfg.warmup_steps, total // 2), total_steps=total
+    )
     model.train()
     step, running, started = 0, 0.0, time.perf_counter()
     with (out / "metrics.jsonl").open("a", encoding="utf-8") as log, tqdm(total=total, desc="pretrain-text") as bar:
