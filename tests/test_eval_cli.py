@@ -176,3 +176,18 @@ def test_help_renders(command: str, capsys: pytest.CaptureFixture[str]) -> None:
         main([command, "--help"])
     assert exit_info.value.code == 0
     assert "--model" in capsys.readouterr().out
+
+
+def test_probe_without_val_carves_a_patient_wise_validation_split(
+    micro_model: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store, model = micro_model
+    out = tmp_path / "probe.json"
+    _run(["probe", "--model", str(model), "--train", str(store), "--test", f"{store}:test",
+          "--split-scheme", "patient", "--fractions", "1.0", "--bootstrap", "20", "--out", str(out)])  # fmt: skip
+    config = json.loads(out.read_text())["config"]
+    assert config["train"].endswith(":train") and config["val"].endswith(":val")
+    with pytest.raises(SystemExit, match="names a split already"):
+        _run(
+            ["probe", "--model", str(model), "--train", f"{store}:train", "--test", f"{store}:test", "--out", str(out)]
+        )

@@ -39,7 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--train", nargs="*", default=[], metavar="STORE[:SPLIT]", help="training records per dataset (enables probes)"
     )
     parser.add_argument(
-        "--val", nargs="*", default=[], metavar="STORE[:SPLIT]", help="validation records per dataset (enables probes)"
+        "--val",
+        nargs="*",
+        default=[],
+        metavar="STORE[:SPLIT]",
+        help="validation records per dataset (default: a TRAIN:val split of each --train store)",
     )
     parser.add_argument("--task", nargs="*", default=[], help="label set per dataset (default: from each store)")
     parser.add_argument(
@@ -75,6 +79,7 @@ def _has_reports(ref: str, settings: object) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from melp.eval.options import carve_validation
     from melp.eval.probe import ProbeConfig
     from melp.eval.random_baseline import load_eval_model
     from melp.eval.results import comparison_table, markdown_table, write_results, write_scores_csv
@@ -84,8 +89,11 @@ def run(args: argparse.Namespace) -> int:
     for name, values in (("--train", args.train), ("--val", args.val), ("--task", args.task)):
         if values and len(values) != n:
             raise SystemExit(f"{name} needs one value per --test store ({n}), got {len(values)}")
-    if bool(args.train) != bool(args.val):
-        raise SystemExit("linear probes need both --train and --val")
+    if args.val and not args.train:
+        raise SystemExit("--val needs --train (linear probes)")
+    if args.train:
+        pairs = [carve_validation(t, v) for t, v in zip(args.train, args.val or [None] * n)]
+        args.train, args.val = [t for t, _ in pairs], [v for _, v in pairs]
     settings = Settings(
         batch_size=args.batch_size, n_bootstrap=args.bootstrap, seed=args.seed, split_scheme=args.split_scheme,
         cache_dir=args.cache_dir or args.out_dir / "cache", progress=not args.no_progress,

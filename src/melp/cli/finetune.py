@@ -36,9 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from melp.eval.finetune import FinetuneConfig, run_finetune
-    from melp.eval.options import check_fractions, model_from, settings_from, write_outputs
+    from melp.eval.options import carve_validation, check_fractions, model_from, settings_from, write_outputs
 
     check_fractions(args.fractions)
+    args.train, args.val = carve_validation(args.train, args.val)
     if args.layer_decay is not None and not 0.0 < args.layer_decay <= 1.0:
         raise SystemExit(f"--layer-decay must lie in (0, 1], got {args.layer_decay}")
     cfg = FinetuneConfig(

@@ -36,11 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from melp.eval.options import check_fractions, model_from, settings_from, write_outputs
+    from melp.eval.options import carve_validation, check_fractions, model_from, settings_from, write_outputs
     from melp.eval.probe import ProbeConfig
     from melp.eval.runs import run_probe
 
     check_fractions(args.fractions)
+    args.train, args.val = carve_validation(args.train, args.val)
     probe = ProbeConfig(
         lr=args.lr, weight_decay=args.weight_decay, batch_size=args.probe_batch_size, epochs=args.epochs,
         patience=args.patience, seed=args.seed,

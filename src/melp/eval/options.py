@@ -30,9 +30,29 @@ def add_model_args(parser: argparse.ArgumentParser, *, required: bool = True) ->
 def add_supervised_args(parser: argparse.ArgumentParser, *, fractions: list[float], fractions_help: str) -> None:
     """``--train``, ``--val``, ``--test`` and ``--fractions`` of the supervised protocols (probe, finetune)."""
     parser.add_argument("--train", required=True, metavar="STORE[:SPLIT]", help="training records")
-    parser.add_argument("--val", required=True, metavar="STORE[:SPLIT]", help="validation records (early stopping)")
+    parser.add_argument(
+        "--val",
+        metavar="STORE[:SPLIT]",
+        help="validation records (early stopping); default: a seeded patient-wise TRAIN:val split of --train",
+    )
     parser.add_argument("--test", required=True, metavar="STORE[:SPLIT]", help="test records (reported)")
     parser.add_argument("--fractions", "--fraction", type=float, nargs="+", default=fractions, help=fractions_help)
+
+
+def carve_validation(train: str, val: str | None) -> tuple[str, str]:
+    """``(train, val)``; without ``val``, split a whole training store into its ``:train`` and ``:val`` parts.
+
+    The split is :func:`melp.data.tasks.split_indices` (PTB-XL ``strat_fold`` where present, else
+    seeded and patient-wise), so no patient is in both.
+    """
+    from melp.data.tasks import SPLITS
+
+    if val:
+        return train, val
+    if train.rsplit(":", 1)[-1] in SPLITS:
+        raise SystemExit(f"--train {train} names a split already; give --val explicitly")
+    logger.info("no --val given: training on %s:train, early stopping on %s:val", train, train)
+    return f"{train}:train", f"{train}:val"
 
 
 def check_fractions(fractions: list[float]) -> None:
