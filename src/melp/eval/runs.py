@@ -9,6 +9,7 @@ store has it, else a seeded patient-wise split).
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,14 +70,35 @@ class Scores:
     scores: np.ndarray
 
 
+@functools.lru_cache(maxsize=8)
+def _open(path: str, stamp: int) -> Store:
+    """One opened store per path and build (``stamp``: the manifest's mtime), shared by every protocol."""
+    return open_store(path)
+
+
+@functools.lru_cache(maxsize=16)
+def _splits(path: str, stamp: int, scheme: SplitScheme, seed: int) -> dict[str, np.ndarray]:
+    """The train/val/test indices of a store, computed once per (store, scheme, seed); read-only."""
+    splits = split_indices(_open(path, stamp).meta, scheme, seed=seed)
+    for indices in splits.values():
+        indices.setflags(write=False)
+    return splits
+
+
 def select(ref: str | Path, settings: Settings) -> Selection:
-    """Open ``PATH`` or ``PATH:SPLIT``; see the module docstring."""
+    """Open ``PATH`` or ``PATH:SPLIT``; see the module docstring.
+
+    A probe or an eval-suite refers to one store several times (``S:train``, ``S:val``, ``S:test``,
+    then once per protocol and model): the store is opened, and its split computed, once.
+    """
     text = str(ref)
     path, _, split = text.rpartition(":") if text.rsplit(":", 1)[-1] in SPLITS else (text, "", "")
-    store = open_store(path)
+    manifest = Path(path) / "manifest.json"
+    stamp = manifest.stat().st_mtime_ns if manifest.is_file() else 0
+    store = _open(path, stamp)
     if not split:
         return Selection(store, np.arange(len(store)), Path(path).name)
-    indices = split_indices(store.meta, settings.split_scheme, seed=settings.seed)[split]
+    indices = _splits(path, stamp, settings.split_scheme, settings.seed)[split]
     if len(indices) == 0:
         raise SystemExit(f"split {split!r} of {path} is empty (scheme {settings.split_scheme})")
     return Selection(store, indices, f"{Path(path).name}:{split}")
