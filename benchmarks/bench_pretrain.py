@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import machine_info, write_result
+from melp.configs import preset_path
 
 REPO = Path(__file__).resolve().parents[1]
 # case name → (preset, stage-1 BERT size, overrides)
@@ -57,7 +58,7 @@ def child(case: str, *, warmup: int, steps: int, threads: int) -> dict:
         root / "text", tokenizer=tokenizer, config=bert_config(bert_size, vocab_size=len(tokenizer), pad_token_id=0)
     )
     cfg = load_pretrain_config(
-        REPO / "configs" / f"{preset}.yaml",
+        preset_path(preset),
         [*overrides, f"training.max_steps={warmup + steps}", "training.log_every=1", "training.save_every=0",
          "training.epochs=1000", "data.num_workers=0"],
     )  # fmt: skip

@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from melp.configs import preset_path
 from melp.data import build_store, open_store
 from melp.data.synthetic import SOURCE, SynthItem, process_item
 from melp.train.checkpoint import latest_checkpoint, list_checkpoints
@@ -27,7 +28,7 @@ from melp.train.sampler import ResumableDistributedSampler
 from melp.train.schedule import warmup_cosine_factor
 
 REPO = Path(__file__).resolve().parents[1]
-MICRO = REPO / "configs" / "micro.yaml"
+MICRO = preset_path("micro")
 FS = 100
 
 

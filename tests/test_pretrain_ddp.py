@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from melp.configs import preset_path
 from melp.data import build_store, open_store
 from melp.data.synthetic import SOURCE, SynthItem, process_item
 from melp.models.tokenizer import build_bert_config, build_text_model_dir, train_wordpiece_tokenizer
@@ -82,7 +83,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
-    common = [str(REPO / "configs" / "micro.yaml"), str(stores["train"]), str(stores["val"]), str(text)]
+    common = [str(preset_path("micro")), str(stores["train"]), str(stores["val"]), str(text)]
     overrides = [f"training.max_steps={STEPS}", "loss.local_loss_gather=true"]
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(driver)]
     cmd = [*launch, *common, str(root / "ddp"), "data.batch_size=4", *overrides]
@@ -92,7 +93,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         pytest.fail(f"torchrun did not finish within {TIMEOUT_S} s (a hang?): {err.stderr!r}")
     assert proc.returncode == 0, proc.stderr[-4000:]
     _single_process_run(common, root / "single", [*overrides, "data.batch_size=8"])
-    config = REPO / "configs" / "micro.yaml"
+    config = preset_path("micro")
     return {"ddp": root / "ddp", "single": root / "single", "config": config, "text": text, **stores}
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from melp.config import ConfigError, config_to_dict, load_config, save_config
+from melp.configs import preset_path
 from melp.train.config import PretrainConfig, TextPretrainConfig, load_pretrain_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ def test_out_of_range_values_fail(override: str, message: str) -> None:
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_presets_load_and_round_trip(preset: str, tmp_path: Path) -> None:
-    cfg = load_pretrain_config(REPO / "configs" / f"{preset}.yaml", ["training.max_steps=7"])
+    cfg = load_pretrain_config(preset_path(preset), ["training.max_steps=7"])
     assert cfg.training.max_steps == 7
     save_config(cfg, tmp_path / "resolved.yaml")
     again = load_pretrain_config(tmp_path / "resolved.yaml")
@@ -85,7 +86,7 @@ def test_presets_load_and_round_trip(preset: str, tmp_path: Path) -> None:
 
 
 def test_paper_preset_matches_the_paper() -> None:
-    cfg = load_pretrain_config(REPO / "configs" / "melp_paper.yaml")
+    cfg = load_pretrain_config(preset_path("melp_paper"))
     assert cfg.model.ecg.size == "small" and cfg.model.text.n_frozen_layers == 6
     assert cfg.data.batch_size == 64 and cfg.training.precision == "bf16" and cfg.training.epochs == 100
     assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas) == (2e-4, 0.2, (0.9, 0.95))
@@ -98,3 +99,17 @@ def test_text_config_is_strict_and_round_trips(tmp_path: Path) -> None:
     cfg = load_config(TextPretrainConfig, None, ["size=micro", "extra_text=[a.txt]"])
     save_config(cfg, tmp_path / "text.yaml")
     assert load_config(TextPretrainConfig, tmp_path / "text.yaml") == cfg
+
+
+def test_presets_ship_in_the_package_and_resolve_by_name_or_path(tmp_path: Path) -> None:
+    from melp.configs import preset_names, resolve_config
+
+    assert {"micro", "tiny", "melp_paper"} <= set(preset_names())
+    assert resolve_config("tiny") == preset_path("tiny")
+    own = tmp_path / "mine.yaml"
+    own.write_text("training:\n  max_steps: 3\n", encoding="utf-8")
+    assert resolve_config(str(own)) == own
+    with pytest.raises(FileNotFoundError, match="no preset named 'tinyy'; shipped presets: melp_paper, micro, tiny"):
+        resolve_config("tinyy")
+    with pytest.raises(FileNotFoundError, match=r"config file .*absent\.yaml not found"):
+        resolve_config(tmp_path / "absent.yaml")

@@ -114,7 +114,10 @@ class DemoPlan:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")
     parser.add_argument(
-        "--preset", choices=sorted(SIZES), default="tiny", help="model/training preset (configs/<preset>.yaml)"
+        "--preset",
+        choices=sorted(SIZES),
+        default="tiny",
+        help="model/training preset shipped in melp/configs/ (default tiny)",
     )
     parser.add_argument("--n", type=int, default=None, help="synthetic training records (val and test get n/5 each)")
     parser.add_argument("--steps", type=int, default=None, help="stage-2 optimizer steps (default: the preset's)")
@@ -132,16 +135,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", default=[], help="extra key=value overrides for `melp pretrain`")
 
 
-def _find_preset(name: str) -> Path:
-    """``configs/<name>.yaml`` in the working directory or in the source checkout."""
-    here = Path(__file__).resolve()
-    candidates = [Path.cwd() / "configs" / f"{name}.yaml", here.parents[3] / "configs" / f"{name}.yaml"]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"preset {name!r} not found; looked for {[str(p) for p in candidates]}")
-
-
 def make_plan(args: argparse.Namespace) -> DemoPlan:
     """Resolve sizes, stores and paths from the parsed command line."""
     size = SIZES[args.preset]
@@ -153,9 +146,10 @@ def make_plan(args: argparse.Namespace) -> DemoPlan:
         raise ValueError("give all three of --train, --val and --test, or none of them to synthesise the stores")
     out = Path(args.out)
     stores = {k: Path(v) for k, v in given.items()} if all(given.values()) else {s: out / "data" / s for s in given}
+    from melp.configs import preset_path
     from melp.train.config import load_pretrain_config
 
-    config = _find_preset(args.preset)
+    config = preset_path(args.preset)
     overrides = [f"model.seconds={args.seconds:g}", *size.overrides, *args.overrides]
     model = load_pretrain_config(config, overrides).model  # checks the overrides before any work
     return DemoPlan(

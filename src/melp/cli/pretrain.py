@@ -2,9 +2,9 @@
 
 Examples::
 
-    melp pretrain --config configs/tiny.yaml --train stores/synth --val stores/synth-val \
+    melp pretrain --config tiny --train stores/synth --val stores/synth-val \
         --text-model runs/text --out runs/melp
-    torchrun --nproc_per_node=4 -m melp.cli.main pretrain --config configs/melp_paper.yaml \
+    torchrun --nproc_per_node=4 -m melp.cli.main pretrain --config melp_paper \
         --train stores/mimic --val stores/ptbxl-val --text-model runs/heart-bert --out runs/paper
     melp pretrain ... --out runs/melp --resume          # continue from the last checkpoint
 
@@ -33,7 +33,8 @@ VAL_TASK_BY_SOURCE = {"synthetic": "synthetic", "ptbxl": "ptbxl_super", "cpsc201
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", type=Path, help="YAML/TOML/JSON run config (configs/micro.yaml, tiny.yaml, melp_paper.yaml)"
+        "--config",
+        help="a shipped preset name (micro, tiny, melp_paper) or a YAML/TOML/JSON run config file",
     )
     parser.add_argument("--train", nargs="+", required=True, metavar="STORE", help="ECG-report stores to train on")
     parser.add_argument(
@@ -116,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from melp.config import save_config
+    from melp.configs import resolve_config
     from melp.train import distributed as D
     from melp.train.checkpoint import latest_checkpoint
     from melp.train.config import load_pretrain_config
@@ -126,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"training.max_steps={args.max_steps}")
     if args.save_every is not None:
         overrides.append(f"training.save_every={args.save_every}")
-    cfg = load_pretrain_config(args.config, overrides)
+    cfg = load_pretrain_config(resolve_config(args.config) if args.config else None, overrides)
     for store in [*train, *val]:
         if not Path(store).is_dir():
             raise SystemExit(f"{store} is not a store directory")
