@@ -112,6 +112,33 @@ def test_encoder_layer_matches_torch_post_ln_layer() -> None:
     torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("init", ["default", "bert"])
+def test_ecg_transformer_init(init: str) -> None:
+    """default = the reference fork (no init_bert_params): Xavier q/k/v (gain 1/sqrt 2), PyTorch FFN;
+    bert = fairseq's init_bert_params: every Linear N(0, 0.02), zero biases."""
+    torch.manual_seed(0)
+    width = 768
+    enc = build_ecg_encoder(ECGEncoderConfig(size="small", layers=1, init=init))  # type: ignore[arg-type]
+    layer = enc.layers[0]
+    bound = (2**-0.5) * (6 / (2 * width)) ** 0.5  # Xavier-uniform bound of one D x D block
+    for block in layer.qkv.weight.detach().chunk(3, dim=0):
+        if init == "default":
+            assert block.abs().max() <= bound
+            assert abs(block.std().item() - bound / 3**0.5) < 0.02 * bound
+        else:
+            assert abs(block.std().item() - 0.02) < 0.001
+    fc1_bias = layer.fc1.bias.detach()
+    if init == "default":
+        assert fc1_bias.abs().max() <= width**-0.5 and fc1_bias.abs().min() > 0  # PyTorch default
+        assert torch.count_nonzero(layer.out_proj.bias) == 0
+        assert abs(layer.fc1.weight.std().item() - (1 / (3 * width)) ** 0.5) < 0.001  # kaiming_uniform(a=sqrt 5)
+    else:
+        assert torch.count_nonzero(fc1_bias) == 0 and torch.count_nonzero(layer.qkv.bias) == 0
+        assert abs(layer.fc1.weight.std().item() - 0.02) < 0.001
+    with pytest.raises(ValueError, match="unknown ECG encoder init"):
+        build_ecg_encoder(ECGEncoderConfig(size="micro", init="xavier"))  # type: ignore[arg-type]
+
+
 def test_feature_extractor_gradient_is_scaled() -> None:
     grads = {}
     for mult in (1.0, 0.1):

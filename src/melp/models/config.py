@@ -57,6 +57,10 @@ class ECGEncoderConfig:
         dropout: residual / input dropout (``dropout`` and ``dropout_input`` of the reference).
         attention_dropout: dropout on attention weights.
         feature_grad_mult: gradient multiplier on the conv feature extractor's output.
+        init: initialisation of the transformer layers. ``"default"`` is the reference's (the
+            fork of fairseq-signals removed ``init_bert_params``): q/k/v Xavier-uniform with gain
+            1/sqrt(2), ``out_proj`` Xavier-uniform with zero bias, FFN PyTorch's default.
+            ``"bert"`` is fairseq's ``init_bert_params``: every Linear N(0, 0.02), biases 0.
     """
 
     size: ECGSize = "small"
@@ -71,6 +75,7 @@ class ECGEncoderConfig:
     dropout: float = 0.1
     attention_dropout: float = 0.1
     feature_grad_mult: float = 0.1
+    init: Literal["default", "bert"] = "default"
 
     def shape(self) -> ECGShape:
         """The preset of ``size`` with every explicitly set field applied."""

@@ -80,6 +80,17 @@ class EncoderLayer(nn.Module):
         self.fc2 = nn.Linear(ffn_dim, width)
         self.ffn_norm = nn.LayerNorm(width)
         self.dropout = nn.Dropout(dropout)
+        self.reset_attention_parameters()
+
+    @torch.no_grad()
+    def reset_attention_parameters(self) -> None:
+        """The reference's ``MultiHeadAttention.reset_parameters``: each of the q/k/v blocks of the fused
+        weight Xavier-uniform with gain 1/sqrt(2) (as three separate D × D matrices), ``out_proj``
+        Xavier-uniform with a zero bias; the q/k/v biases keep PyTorch's default (uniform ±D^-0.5)."""
+        for block in self.qkv.weight.chunk(3, dim=0):
+            nn.init.xavier_uniform_(block, gain=2**-0.5)
+        nn.init.xavier_uniform_(self.out_proj.weight)
+        nn.init.zeros_(self.out_proj.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, D) → (B, N, D)."""
@@ -119,7 +130,10 @@ class ECGEncoder(nn.Module):
             )
             for _ in range(shape.layers)
         )
-        self.layers.apply(_init_bert_params)
+        if config.init == "bert":
+            self.layers.apply(_init_bert_params)
+        elif config.init != "default":
+            raise ValueError(f"unknown ECG encoder init {config.init!r}; expected 'default' or 'bert'")
 
     def check_input(self, ecg: torch.Tensor) -> None:
         """Raise ValueError unless ``ecg`` is a finite float tensor (B, in_leads, T) with T ≥ 16."""
