@@ -289,3 +289,16 @@ def test_too_many_nonfinite_steps_stop_with_a_clear_error(corpus: dict[str, Path
         trainer.fit()
     assert trainer.state.step == 2  # the third bad step raised before being counted as done
     assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+
+
+@pytest.mark.parametrize(("mask_value", "order"), [("zero", ["Normalize", "RandomLeadMask"]),
+                                                   ("baseline", ["RandomLeadMask", "Normalize"])])  # fmt: skip
+def test_training_masks_leads_as_the_model_config_says(
+    corpus: dict[str, Path], tmp_path: Path, mask_value: str, order: list[str]
+) -> None:
+    """The lead-mask value is the model's input convention (default: the reference's 0 after scaling)."""
+    overrides = [] if mask_value == "zero" else [f"model.mask_value={mask_value}"]
+    trainer = _trainer(corpus, tmp_path / "run", *overrides)
+    assert trainer.model.config.mask_value == mask_value
+    transform = trainer.train_data.datasets[0].transform
+    assert [type(t).__name__ for t in transform.transforms] == order

@@ -125,9 +125,9 @@ def test_baseline_mask_sits_at_zero_millivolts_after_minmax() -> None:
     assert 0.0 < zero_level < 1.0  # the baseline, not the minimum
 
 
-def test_zero_mask_is_the_reference_minimum_after_scaling() -> None:
+def test_default_zero_mask_is_the_reference_minimum_after_scaling() -> None:
     x = _record(5) + 0.3
-    out = build_transform(normalization="minmax", lead_mask_keep=0.5, mask_value="zero", seed=3)(x)
+    out = build_transform(normalization="minmax", lead_mask_keep=0.5, seed=3)(x)  # the default is the reference's
     kept_mask = RandomLeadMask(keep=0.5, seed=3)(np.ones((12, 1), np.float32))[:, 0] == 1.0
     scaled = Normalize(method="minmax")(x)
     np.testing.assert_array_equal(out[~kept_mask], 0.0)

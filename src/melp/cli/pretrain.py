@@ -87,8 +87,9 @@ def build_pretrainer(cfg: Any, *, train: list[str], val: list[str], text_model: 
             )
         keep = dc.lead_mask_keep if train_mode else None
         transform = build_transform(
-            normalization=dc.normalization, lead_mask_keep=keep, fs_in=store.fs, fs_out=mc.fs, seed=tc.seed
-        )
+            normalization=mc.normalization, lead_mask_keep=keep, mask_value=mc.mask_value,
+            fs_in=store.fs, fs_out=mc.fs, seed=tc.seed,
+        )  # fmt: skip
         return ECGDataset(store, transform=transform, task=task)
 
     seed_everything(tc.seed)

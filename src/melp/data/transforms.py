@@ -14,12 +14,14 @@ Conventions:
       construction; nothing touches the global RNGs. :meth:`Compose.reseed` gives each DataLoader
       worker its own stream (see :func:`melp.data.datasets.seed_worker`).
 
-Masking value (:func:`build_transform` ``mask_value``):
-    * ``"baseline"`` (default): leads are zeroed *before* normalisation, i.e. set to 0 mV, so after
-      min-max scaling a masked lead sits at the record's 0 mV level and the min and max come from
-      the kept leads (and 0 mV): the record looks as if those leads were disconnected.
-    * ``"zero"``: the reference's behaviour, leads set to 0 *after* scaling, which under min-max is
-      the record's minimum rather than its baseline (melp-spec §9 item 24).
+Masking value (:func:`build_transform` ``mask_value``; a model's ``MELPConfig.mask_value``):
+    * ``"zero"`` (default, the reference's ``datasets/augmentations.py``): leads are set to 0
+      *after* scaling, which under min-max is the record's minimum; the kept leads keep exactly
+      the amplitudes that evaluation shows the model.
+    * ``"baseline"``: leads are zeroed *before* normalisation, i.e. set to 0 mV, so after min-max
+      scaling a masked lead sits at the record's 0 mV level and the min and max come from the kept
+      leads (and 0 mV): the record looks as if those leads were disconnected, but the kept leads
+      are rescaled, so training sees other amplitudes than evaluation.
     With z-score normalisation the two coincide up to the eps term (a zeroed lead z-scores to 0).
 """
 
@@ -186,7 +188,7 @@ def build_transform(
     *,
     normalization: Normalization = "minmax",
     lead_mask_keep: float | None = None,
-    mask_value: MaskValue = "baseline",
+    mask_value: MaskValue = "zero",
     fs_in: float | None = None,
     fs_out: float | None = None,
     seed: int = 0,
@@ -201,8 +203,8 @@ def build_transform(
         normalization: ``"minmax"`` (MELP), ``"zscore"`` (per lead) or ``"none"``.
         lead_mask_keep: probability of keeping each lead (MELP pretraining: 0.5); None: no masking
             (evaluation).
-        mask_value: ``"baseline"`` (mask at 0 mV before scaling) or ``"zero"`` (the reference:
-            0 after scaling); see the module docstring.
+        mask_value: ``"zero"`` (the reference: 0 after scaling) or ``"baseline"`` (mask at 0 mV
+            before scaling); see the module docstring.
         fs_in: rate of the stored signals; with ``fs_out``, the rate the model expects.
         seed: seed of the lead mask's random stream.
         eps: denominator guard of the normalisation.

@@ -138,6 +138,9 @@ class MELPConfig:
         embed_dim: shared embedding width (beat, sentence, global latents).
         pooler_heads: heads of both attentional poolers.
         fs, seconds, normalization: the ECG input the model was trained on (for users and evaluation).
+        mask_value: how an absent lead is shown to the model: ``"zero"`` (the reference: 0 after the
+            min-max scaling, i.e. the record's minimum) or ``"baseline"`` (0 mV before scaling).
+            Pretraining's random lead masking writes it, and inference fills missing leads with it.
         logit_scale_init, logit_scale_max: CLIP temperature, stored as a log; clamped to [0, max].
     """
 
@@ -151,6 +154,7 @@ class MELPConfig:
     fs: int = 500
     seconds: float = 10.0
     normalization: Literal["minmax", "zscore", "none"] = "minmax"
+    mask_value: Literal["zero", "baseline"] = "zero"
     logit_scale_init: float = math.log(1 / 0.07)
     logit_scale_max: float = math.log(100.0)
 

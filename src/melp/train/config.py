@@ -49,7 +49,8 @@ class DataConfig:
             ``batch_size × world_size × grad_accum``).
         num_workers: DataLoader worker processes per rank.
         lead_mask_keep: probability of keeping each lead (random lead masking, spec §4.2); ``None`` disables it.
-        normalization: per-record normalisation (``minmax`` to [0, 1] as in the paper).
+        The normalisation and the value of masked leads are input conventions of the model
+        (``model.normalization``, ``model.mask_value``), so evaluation reads them from the saved model.
         val_tasks: zero-shot label set of each ``--val`` store (same order); empty infers it from
             the store's ``source`` (``synthetic`` → ``synthetic``, ``ptbxl`` → ``ptbxl_super``, ...).
         val_batch_size: ECGs per process when embedding the validation stores.
@@ -58,7 +59,6 @@ class DataConfig:
     batch_size: int = 64
     num_workers: int = 4
     lead_mask_keep: float | None = 0.5
-    normalization: Literal["minmax", "zscore", "none"] = "minmax"
     val_tasks: list[str] = field(default_factory=list)
     val_batch_size: int = 128
 
