@@ -262,3 +262,37 @@ def test_melp_loss_weights_and_exponentiates_logit_scale() -> None:
     assert terms["loss"].item() == pytest.approx(clip.item() + 2.0 * cap.item() + 0.2 * loc.item(), rel=1e-5)
     with pytest.raises(KeyError, match="sentence_mask"):
         MELPLoss(pad_id=0)({k: v for k, v in out.items() if k != "sentence_mask"})
+
+
+class _MatmulDtypes(TorchDispatchMode):
+    """Records the output dtype of every matrix product (mm, bmm, addmm, ...) run inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dtypes: set[torch.dtype] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func.__name__.split(".")[0] in {"mm", "bmm", "addmm", "baddbmm", "matmul"}:
+            self.dtypes.add(out.dtype)
+        return out
+
+
+def test_losses_compute_logits_in_float32_under_bf16_autocast() -> None:
+    g = torch.Generator().manual_seed(3)
+    ecg = F.normalize(torch.randn(6, 16, generator=g), dim=-1)
+    text = F.normalize(torch.randn(6, 16, generator=g), dim=-1)
+    beats, sents, mask = ragged_batch(n=6, dtype=torch.float32)
+    scale = torch.tensor(50.0)
+    clip, fp32_clip = ClipLoss(), ClipLoss()(ecg, text, scale)
+    fp32_local = local_alignment_loss(beats, sents, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert (ecg @ text.T).dtype == torch.bfloat16  # what autocast does to a bare matmul
+        with _MatmulDtypes() as seen:
+            logits_e2t, logits_t2e, _, _ = clip.logits(ecg.bfloat16(), text.bfloat16(), scale)
+            auto_clip = clip(ecg, text, scale)
+            auto_local = local_alignment_loss(beats, sents, mask)
+    assert logits_e2t.dtype == logits_t2e.dtype == torch.float32
+    assert seen.dtypes == {torch.float32}
+    assert auto_clip.dtype == auto_local.dtype == torch.float32
+    assert torch.allclose(auto_clip, fp32_clip, rtol=1e-6) and torch.allclose(auto_local, fp32_local, rtol=1e-6)

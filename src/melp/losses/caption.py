@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from melp.losses.precision import fp32_region
+
 
 class CaptionLoss(nn.Module):
     """Next-token cross-entropy of the caption decoder, ignoring padding.
@@ -35,6 +37,16 @@ class CaptionLoss(nn.Module):
         Returns:
             Scalar loss.
         """
+        total, n_tokens = self.token_sum(caption_logits, caption_labels)
+        return total / n_tokens.clamp_min(1)
+
+    def token_sum(
+        self, caption_logits: torch.Tensor, caption_labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The summed cross-entropy over the non-pad labels and their count (the loss is their ratio).
+
+        Exact gradient accumulation divides the sums of all micro-batches by the window's token count.
+        """
         if caption_logits.dim() != 3 or caption_labels.shape != caption_logits.shape[:2]:
             raise ValueError(
                 f"caption_logits must be (B, L, V) and caption_labels (B, L), got {tuple(caption_logits.shape)} "
@@ -42,8 +54,8 @@ class CaptionLoss(nn.Module):
             )
         if caption_labels.dtype.is_floating_point or caption_labels.dtype == torch.bool:
             raise ValueError(f"caption_labels must be integer token ids, got {caption_labels.dtype}")
-        logits = caption_logits.to(torch.promote_types(caption_logits.dtype, torch.float32)).flatten(0, 1)  # (B·L, V)
-        labels = caption_labels.flatten().long()  # (B·L,)
-        total = F.cross_entropy(logits, labels, ignore_index=self.pad_id, reduction="sum")
-        n_tokens = (labels != self.pad_id).sum().clamp_min(1)
-        return total / n_tokens
+        with fp32_region(caption_logits.device):
+            logits = caption_logits.to(torch.promote_types(caption_logits.dtype, torch.float32)).flatten(0, 1)
+            labels = caption_labels.flatten().long()  # (B·L,)
+            total = F.cross_entropy(logits, labels, ignore_index=self.pad_id, reduction="sum")
+        return total, (labels != self.pad_id).sum()

@@ -24,7 +24,8 @@ they contribute nothing, not even NaN. A text with **no** valid sentence has no 
 similarity: it is dropped as a candidate (its column in ECG→text) and its pair contributes no
 term in either direction; its ECG still serves as a negative for the other texts. The loss is
 the mean over the remaining pairs, and exactly 0 (with a gradient graph) when no text has a
-sentence. All computation runs in at least float32, also under bf16 autocast.
+sentence. All computation runs in at least float32, also under bf16 autocast (autocast is switched off
+inside, :mod:`melp.losses.precision`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from melp.losses.precision import fp32_region
 from melp.train.distributed import all_gather_with_sizes, all_reduce_sum, gather_tensors_for_eval, get_world_size
 
 AGGREGATIONS = ("sum", "mean")
@@ -111,6 +113,13 @@ def pairwise_log_similarity(
     Returns:
         ``(Be, Bt)`` similarities, in the dtype of ``beats``.
     """
+    with fp32_region(beats.device):
+        return _pairwise_log_similarity(beats, sents, mask, temp1=temp1, temp2=temp2, agg=agg)
+
+
+def _pairwise_log_similarity(
+    beats: torch.Tensor, sents: torch.Tensor, mask: torch.Tensor, *, temp1: float, temp2: float, agg: str
+) -> torch.Tensor:
     be, q, d = beats.shape
     bt, s, _ = sents.shape
     # Texts last, so that neither softmax runs over the (short) last dimension: torch's CPU
@@ -168,7 +177,15 @@ def local_alignment_loss(
     """
     _validate(beat_embs, sentence_embs, sentence_mask)
     _check_temperatures(temp1, temp2, temp3, agg)
-    beats, sents, mask = _prepare(beat_embs, sentence_embs, sentence_mask)
+    with fp32_region(beat_embs.device):
+        return _local_alignment_loss(
+            *_prepare(beat_embs, sentence_embs, sentence_mask), temp1=temp1, temp2=temp2, temp3=temp3, agg=agg
+        )
+
+
+def _local_alignment_loss(
+    beats: torch.Tensor, sents: torch.Tensor, mask: torch.Tensor, *, temp1: float, temp2: float, temp3: float, agg: str
+) -> torch.Tensor:
     text_valid = mask.any(dim=1)  # (B,)
     r = pairwise_log_similarity(beats, sents, mask, temp1=temp1, temp2=temp2, agg=agg)  # (B, B)
     logits = temp3 * r.masked_fill(~text_valid[None], 0.0)  # (B, B)
@@ -262,9 +279,10 @@ class LocalAlignmentLoss(nn.Module):
             )
         _validate(beat_embs, sentence_embs, sentence_mask)
         beats, sents, mask = _prepare(beat_embs, sentence_embs, sentence_mask)
-        return _gathered_local_alignment_loss(
-            beats, sents, mask, temp1=self.temp1, temp2=self.temp2, temp3=self.temp3, agg=self.agg, rank=self.rank
-        )
+        with fp32_region(beats.device):
+            return _gathered_local_alignment_loss(
+                beats, sents, mask, temp1=self.temp1, temp2=self.temp2, temp3=self.temp3, agg=self.agg, rank=self.rank
+            )
 
 
 @torch.no_grad()
