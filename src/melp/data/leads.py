@@ -12,12 +12,27 @@ STANDARD_LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", 
 N_LEADS = len(STANDARD_LEADS)
 
 _ALIASES: dict[str, str] = {name.lower(): name for name in STANDARD_LEADS}
-_ALIASES.update({"lead i": "I", "lead ii": "II", "lead iii": "III", "di": "I", "dii": "II", "diii": "III"})
+_ALIASES.update({"di": "I", "dii": "II", "diii": "III"})
+# prefixes that clinical formats put before the lead name: HL7 aECG / IEEE 11073 MDC codes
+# (MDC_ECG_LEAD_AVR), DICOM code meanings ("Lead I (Einthoven)"), EDF labels ("ECG V1", "EKG II")
+_PREFIXES = ("mdc_ecg_lead_", "lead_", "lead ", "ecg ", "ekg ", "ecg_", "ekg_", "ecg-", "ekg-")
 
 
 def canonical_lead_name(name: str) -> str | None:
-    """The standard spelling of ``name`` (``"AVL"``, ``"avl"`` → ``"aVL"``), or None if not a standard lead."""
-    return _ALIASES.get(name.strip().lower())
+    """The standard spelling of ``name``, or None if it is not one of the 12 standard leads.
+
+    Case-insensitive, and tolerant of the spellings of clinical formats: ``"AVL"``, ``"avl"``,
+    ``"MDC_ECG_LEAD_AVL"``, ``"Lead aVL"``, ``"ECG aVL"`` → ``"aVL"``; ``"Lead I (Einthoven)"`` → ``"I"``.
+    Inverted or non-standard leads (``"-aVR"``, Frank ``vx``, ``V7``) give None.
+    """
+    key = name.strip().lower()
+    if "(" in key:
+        key = key[: key.index("(")].strip()
+    for prefix in _PREFIXES:
+        if key.startswith(prefix):
+            key = key[len(prefix) :].strip()
+            break
+    return _ALIASES.get(key)
 
 
 def lead_permutation(names: Sequence[str]) -> list[int]:
