@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
+from torch.utils.checkpoint import checkpoint
 
 from melp.models.config import ECGEncoderConfig, ECGShape
 from melp.models.layers import grad_multiply, merge_heads, split_heads
@@ -134,6 +135,9 @@ class ECGEncoder(nn.Module):
             self.layers.apply(_init_bert_params)
         elif config.init != "default":
             raise ValueError(f"unknown ECG encoder init {config.init!r}; expected 'default' or 'bert'")
+        #: recompute each transformer layer in the backward pass instead of storing its activations
+        #: (``melp.train.activation_checkpointing``); training with gradients only
+        self.checkpoint_layers = False
 
     def check_input(self, ecg: torch.Tensor) -> None:
         """Raise ValueError unless ``ecg`` is a finite float tensor (B, in_leads, T) with T ≥ 16."""
@@ -160,8 +164,9 @@ class ECGEncoder(nn.Module):
         x = self.dropout_input(self.post_extract_proj(x))  # (B, N, D)
         x = x + self.pos_conv(x)
         x = self.dropout(self.encoder_norm(x))
+        recompute = self.checkpoint_layers and self.training and torch.is_grad_enabled()
         for layer in self.layers:
-            x = layer(x)
+            x = checkpoint(layer, x, use_reentrant=False) if recompute else layer(x)  # type: ignore[assignment]
         return x
 
 

@@ -74,6 +74,12 @@ class TrainingConfig:
         grad_clip: max global gradient norm (0 disables clipping).
         precision: ``bf16`` autocasts on CUDA only (CPU bf16 is slower without AMX); TF32 is on for CUDA.
         compile: wrap the model in ``torch.compile``.
+        checkpoint_activations: recompute the ECG transformer layers and the text BERT layers in the
+            backward pass instead of storing their activations (less memory, ≈ 30 % more compute).
+        grad_accum_mode: ``per_micro_batch`` sums the gradients of each micro-batch's own loss (its
+            CLIP and local losses see only that micro-batch's negatives); ``exact`` computes the
+            losses over the whole accumulation window (GradCache-style: the gradients equal those
+            of one batch of ``batch_size × grad_accum``, at the cost of one extra no-grad forward pass).
         seed: seeds python, numpy and torch (each rank adds its rank) and the data order.
         save_every: checkpoint every N optimizer steps (0: only at epoch ends and the end).
         keep_last: step checkpoints kept on disk (the best one is kept separately).
@@ -90,6 +96,8 @@ class TrainingConfig:
     grad_clip: float = 1.0
     precision: Literal["fp32", "bf16"] = "bf16"
     compile: bool = False
+    checkpoint_activations: bool = False
+    grad_accum_mode: Literal["per_micro_batch", "exact"] = "per_micro_batch"
     seed: int = 42
     save_every: int = 1000
     keep_last: int = 3

@@ -17,7 +17,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from melp.eval.metrics import auroc_columns
 from melp.eval.prompts import class_prompts, load_prompt_bank
 from melp.eval.zeroshot import build_class_embeddings, zeroshot_scores
 from melp.train import distributed as D
+from melp.train.activation_checkpointing import enable_activation_checkpointing
 from melp.train.checkpoint import (
     TrainState,
     latest_checkpoint,
@@ -43,6 +44,7 @@ from melp.train.checkpoint import (
     step_dir_name,
 )
 from melp.train.config import PretrainConfig
+from melp.train.grad_cache import exact_accumulation_step
 from melp.train.optim import build_optimizer
 from melp.train.sampler import EpochSeededDataset, ResumableDistributedSampler
 from melp.train.schedule import build_scheduler
@@ -137,6 +139,8 @@ class Pretrainer:
         self.cfg, self.tokenizer, self.loss_fn, self.collator, self.env = cfg, tokenizer, loss_fn, collator, env
         self.val_sets, self.run_dir = list(val_sets), run_dir
         self.model = model.to(env.device)
+        if tc.checkpoint_activations:
+            enable_activation_checkpointing(self.model)
         self.ddp: Any = self.model
         if env.world_size > 1:
             ids = [env.device.index] if env.device.type == "cuda" else None
@@ -248,7 +252,7 @@ class Pretrainer:
             window.append(batch)
             if len(window) < tc.grad_accum:
                 continue
-            self._step(window)
+            self.train_step(window)
             window = []
             st.step += 1
             st.position += self.cfg.data.batch_size * tc.grad_accum
@@ -265,36 +269,48 @@ class Pretrainer:
         self._save()
         return stop or st.step >= self.total_steps
 
-    def _micro_batches(self, window: list[dict[str, Any]]) -> Iterator[tuple[dict[str, torch.Tensor], Any]]:
-        """Each micro-batch on the device, with the context that defers DDP's gradient sync to the last one."""
-        for i, batch in enumerate(window):
-            inputs = {
-                k: batch[k].to(self.env.device, non_blocking=True) for k in ("ecg", "input_ids", "attention_mask")
-            }
-            last = i == len(window) - 1
-            sync = contextlib.nullcontext() if last or self.ddp is self.model else self.ddp.no_sync()
-            yield inputs, sync
+    def _to_device(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The model inputs of a collated batch, on the device."""
+        return {k: batch[k].to(self.env.device, non_blocking=True) for k in ("ecg", "input_ids", "attention_mask")}
 
-    def _step(self, window: list[dict[str, Any]]) -> None:
-        """Forward/backward over the micro-batches of one optimizer step, then the (possibly skipped) update."""
+    def _sync(self, last: bool) -> contextlib.AbstractContextManager[Any]:
+        """The context of a micro-batch's backward: DDP's gradient sync is deferred to the last one."""
+        return contextlib.nullcontext() if last or self.ddp is self.model else self.ddp.no_sync()
+
+    def _accumulate(self, window: list[dict[str, Any]]) -> dict[str, float] | None:
+        """Forward/backward of one window of micro-batches, each with its own loss; ``None`` if non-finite."""
         tc = self.cfg.training
         sums = dict.fromkeys(LOSS_TERMS, 0.0)
-        finite = True
-        for inputs, sync in self._micro_batches(window):
-            with sync:
+        for i, batch in enumerate(window):
+            with self._sync(i == len(window) - 1):
                 with autocast(tc.precision, self.env.device):
-                    losses = self.loss_fn(self.forward(**inputs))
+                    losses = self.loss_fn(self.forward(**self._to_device(batch)))
                 if D.any_flag(not bool(torch.isfinite(losses["loss"].detach()))):
-                    finite = False
-                    break
+                    return None
                 (losses["loss"] / len(window)).backward()
             for key in LOSS_TERMS:
                 sums[key] += float(losses[key].detach()) / len(window)
+        return sums
+
+    def _accumulate_exact(self, window: list[dict[str, Any]]) -> dict[str, float] | None:
+        """Forward/backward of one window whose losses span all its micro-batches (:mod:`melp.train.grad_cache`)."""
+        losses = exact_accumulation_step(
+            forward=self.forward, loss_fn=self.loss_fn, inputs=[self._to_device(b) for b in window], sync=self._sync,
+            autocast=lambda: autocast(self.cfg.training.precision, self.env.device), any_nonfinite=D.any_flag,
+        )  # fmt: skip
+        return None if losses is None else {key: float(losses[key]) for key in LOSS_TERMS}
+
+    def train_step(self, window: list[dict[str, Any]]) -> None:
+        """Forward/backward over the micro-batches of one optimizer step, then the (possibly skipped) update."""
+        tc = self.cfg.training
+        exact = tc.grad_accum_mode == "exact" and len(window) > 1
+        sums = self._accumulate_exact(window) if exact else self._accumulate(window)
+        finite = sums is not None
         if finite:
             params = [p for p in self.model.parameters() if p.grad is not None]
             norm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip if tc.grad_clip > 0 else float("inf"))
             finite = not D.any_flag(not bool(torch.isfinite(norm)))
-        if finite:
+        if finite and sums is not None:
             self.optimizer.step()
             self.scheduler.step()  # the schedule counts updates: a skipped step leaves the LR where it was
             self.model.clamp_logit_scale_()
