@@ -154,6 +154,7 @@ def test_stage2_losses_fall_and_the_model_reloads_and_embeds(corpus: dict[str, P
     assert last < first - 0.5, (first, last)
     val = _metrics(out / "metrics.jsonl", "val")
     assert [r["step"] for r in val] == [6, 12, 18, 24] and all(0 <= r["val_macro_auroc"] <= 1 for r in val)
+    assert all(r["macro_auroc/val"] == r["val_macro_auroc"] for r in val)  # one store: its name, and the mean
     assert (out / "config.yaml").is_file() and (out / "checkpoints" / "best" / "best.json").is_file()
     model = MELP.from_pretrained(out / "final")
     ecg = torch.from_numpy(np.asarray(open_store(corpus["val"]).signals[:3], dtype=np.float32))
@@ -302,3 +303,20 @@ def test_training_masks_leads_as_the_model_config_says(
     assert trainer.model.config.mask_value == mask_value
     transform = trainer.train_data.datasets[0].transform
     assert [type(t).__name__ for t in transform.transforms] == order
+
+
+def test_a_run_directory_resolves_to_its_best_checkpoint_else_final(tmp_path: Path) -> None:
+    from melp.eval.random_baseline import model_name
+    from melp.train.checkpoint import resolve_model_dir
+
+    run = tmp_path / "run"
+    (run / "final").mkdir(parents=True)
+    (run / "final" / "config.json").write_text("{}")
+    assert resolve_model_dir(run) == run / "final"
+    (run / "checkpoints" / "best").mkdir(parents=True)
+    (run / "checkpoints" / "best" / "config.json").write_text("{}")
+    assert resolve_model_dir(run) == run / "checkpoints" / "best"
+    assert resolve_model_dir(run / "final") == run / "final"  # a model directory is taken as it is
+    assert model_name(run / "checkpoints" / "best") == "run/best" and model_name(run / "final") == "run/final"
+    with pytest.raises(FileNotFoundError, match="neither a saved model"):
+        resolve_model_dir(tmp_path)

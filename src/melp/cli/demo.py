@@ -97,6 +97,13 @@ class DemoPlan:
         return self.run_dir / "final"
 
     @property
+    def eval_model_dir(self) -> Path:
+        """The model the evaluations read: the run's best validation checkpoint, else ``final``."""
+        from melp.train.checkpoint import resolve_model_dir
+
+        return resolve_model_dir(self.run_dir)
+
+    @property
     def eval_dir(self) -> Path:
         return self.out / "eval"
 
@@ -232,8 +239,8 @@ def _pretrain(plan: DemoPlan) -> None:
 
 def _model_args(plan: DemoPlan, model: str) -> list[str]:
     if model == TRAINED:
-        return ["--model", str(plan.model_dir)]
-    return ["--model", "random", "--size", plan.preset, "--text-from", str(plan.model_dir)]
+        return ["--model", str(plan.run_dir)]
+    return ["--model", "random", "--size", plan.preset, "--text-from", str(plan.run_dir)]
 
 
 def evaluations(plan: DemoPlan) -> list[tuple[str, str, str, list[str]]]:
@@ -314,6 +321,10 @@ def _report(plan: DemoPlan) -> None:
         ("stage-1 / stage-2 steps", f"{plan.text_steps} / {plan.steps}"),
         ("generated reports (beam search)", str(plan.n_generate)),
         ("pretrain overrides", " ".join(plan.overrides)),
+        (
+            "model evaluated",
+            f"{plan.eval_model_dir.relative_to(plan.out)} (the best validation checkpoint, else final)",
+        ),
         *((f"time: {name}", _time_text(plan, name)) for name in plan.timings),
         ("time: all steps", f"{sum(plan.timings.values()):.1f} s wall, {sum(plan.cpu_times.values()):.1f} s CPU"),
     ]
@@ -333,7 +344,7 @@ def _report(plan: DemoPlan) -> None:
             per_class=zero_shot,
             metrics=plan.run_dir / "metrics.jsonl",
             scores=scores,
-            model_dir=plan.model_dir,
+            model_dir=plan.eval_model_dir,
             test_store=plan.stores["test"],
             generated=plan.generated_reports,
         )

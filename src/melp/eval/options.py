@@ -19,7 +19,11 @@ SIZES = ("micro", "tiny", "small", "base", "large")
 
 def add_model_args(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``--model DIR | random``, ``--size``, ``--text-from``, ``--model-seed``."""
-    parser.add_argument("--model", required=required, help="a pretrained model directory (RUN_DIR/final) or 'random'")
+    parser.add_argument(
+        "--model",
+        required=required,
+        help="a model directory, a run directory (its best validation checkpoint, else final/) or 'random'",
+    )
     parser.add_argument("--size", choices=SIZES, help="encoder size of --model random")
     parser.add_argument(
         "--text-from", type=Path, help="with --model random: take the text side from this model directory"

@@ -21,6 +21,7 @@ from melp.models import MELP, MELPConfig
 from melp.models.config import DecoderConfig, ECGEncoderConfig, ECGSize
 from melp.models.melp import WEIGHTS_FILE
 from melp.models.tokenizer import build_bert_config
+from melp.train.checkpoint import resolve_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -93,21 +94,25 @@ def _weights_id(directory: Path) -> str:
 
 
 def model_name(directory: Path) -> str:
-    """How results name a model directory: its name, or ``RUN/final`` for a run's ``final``/``best`` folder."""
+    """How results name a model directory: its name, or ``RUN/final`` / ``RUN/best`` for a run's checkpoints."""
     resolved = directory.resolve()
+    if resolved.name == "best" and resolved.parent.name == "checkpoints":
+        return f"{resolved.parent.parent.name}/best"
     return f"{resolved.parent.name}/{resolved.name}" if resolved.name in ("final", "best") else resolved.name
 
 
 def load_eval_model(
     spec: str, *, size: ECGSize | None = None, seed: int = 0, text_from: str | Path | None = None
 ) -> EvalModel:
-    """``spec`` is a ``from_pretrained`` directory or ``"random"`` (then ``size`` is required)."""
+    """``spec`` is a model or run directory (see :func:`resolve_model_dir`) or ``"random"`` (then ``size`` is required)."""
     if spec != RANDOM:
-        directory = Path(spec)
+        directory = resolve_model_dir(spec)
         model = MELP.from_pretrained(directory)
         return EvalModel(model, model_name(directory), f"melp-{_weights_id(directory)}", True, model.config.fs)
     if size is None:
         raise SystemExit("--model random needs --size (micro, tiny, small, base or large)")
+    if text_from is not None:
+        text_from = resolve_model_dir(text_from)
     donor = None if text_from is None else MELP.from_pretrained(text_from)
     model = random_model(size, seed=seed, text_from=donor)
     text_id = "" if text_from is None else f"-text-{_weights_id(Path(text_from))}"

@@ -232,3 +232,27 @@ def load_training_state(path: str | Path, *, rank: int = 0) -> tuple[TrainState,
     rng_file = path / f"rng_rank{rank}.pt"
     rng = torch.load(rng_file, map_location="cpu", weights_only=True) if rng_file.is_file() else None
     return state, training, rng
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """The model directory that ``path`` names: a model directory itself, or a run directory.
+
+    For a run directory (``RUN/final`` or ``RUN/checkpoints/best`` inside) the best validation
+    checkpoint is preferred, the one early stopping selected; ``final`` (the weights after the
+    last step) is used where no validation ran. The choice is logged, since the two differ.
+
+    Raises:
+        FileNotFoundError: ``path`` is neither a saved model nor a run directory holding one.
+    """
+    path = Path(path)
+    if (path / "config.json").is_file():
+        return path
+    for candidate, why in ((path / "checkpoints" / "best", "the best validation checkpoint"),
+                           (path / "final", "the weights after the last step; this run saved no best checkpoint")):  # fmt: skip
+        if (candidate / "config.json").is_file():
+            logger.info("model of run %s: %s (%s)", path, candidate, why)
+            return candidate
+    raise FileNotFoundError(
+        f"{path} is neither a saved model (config.json + model.safetensors) nor a run directory with "
+        "checkpoints/best or final"
+    )

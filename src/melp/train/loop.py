@@ -401,7 +401,7 @@ class Pretrainer:
             )  # fmt: skip
             auroc = auroc_columns(labels.numpy(), zeroshot_scores(latent, class_emb).numpy())  # (C,)
             macro = float(np.nanmean(auroc)) if np.isfinite(auroc).any() else None
-            record[f"val_{val.name}_macro_auroc"] = macro
+            record[f"macro_auroc/{val.name}"] = macro  # per store; val_macro_auroc is their mean
             if macro is not None:
                 per_store.append(macro)
         self.model.train()
