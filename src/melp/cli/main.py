@@ -3,6 +3,11 @@
 A subcommand module defines ``COMMAND`` (its name on the command line, e.g. ``"pretrain-text"``),
 ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``. Modules import heavy
 dependencies (torch, transformers) inside ``run`` so that ``melp --help`` stays fast.
+
+User errors are handled here, once for every command: a :class:`melp.errors.UserError`, the
+``FileNotFoundError``/``ValueError``/``KeyError``... of :data:`melp.errors.USER_ERRORS` raised by
+the library for bad input, and ``SystemExit("message")`` print ``melp <command>: error: message``
+on stderr and exit 2, without a traceback (``-v`` logs it).
 """
 
 from __future__ import annotations
@@ -11,12 +16,16 @@ import argparse
 import importlib
 import logging
 import pkgutil
+import re
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
 import melp
 import melp.cli
+from melp.errors import USER_ERRORS
+
+USER_ERROR_STATUS = 2
 
 
 def _subcommand_modules() -> list[ModuleType]:
@@ -54,6 +63,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         logging.getLogger("melp").warning("interrupted; re-run the same command to resume where supported")
         return 130
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            raise
+        return _user_error(args, str(exc.code), exc)
+    except USER_ERRORS as exc:
+        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        return _user_error(args, message or type(exc).__name__, exc)
+
+
+def _user_error(args: argparse.Namespace, message: str, exc: BaseException) -> int:
+    """Print ``melp <command>: error: <message>`` (the traceback only with ``-v``); the exit status."""
+    if args.verbose:
+        logging.getLogger("melp").error("traceback of the error below", exc_info=exc)
+    # messages that already name the command ("melp prepare ptbxl: ...") are not prefixed twice
+    message = re.sub(rf"^melp {re.escape(args.command)}( [\w.-]+)?: (error: )?", "", message.strip())
+    sys.stderr.write(f"melp {args.command}: error: {message}\n")
+    return USER_ERROR_STATUS
 
 
 if __name__ == "__main__":

@@ -4,6 +4,11 @@ Examples::
 
     melp prepare ptbxl --root data/ptb-xl-1.0.3 --out stores/ptbxl --workers 4
     melp prepare mimic-iv-ecg --root data/mimic-iv-ecg-1.0 --out stores/mimic --fs 100 --workers 16
+    melp prepare files --root exports/ --out stores/hospital --report-from statements --workers 2
+
+``files`` takes a folder of a user's own ECG files in any mix of formats (GE MUSE, Philips, HL7
+aECG, DICOM, EDF, WFDB, CSV...; see :mod:`melp.io`); every file that cannot be stored is reported
+on one line (file, format detected, what is wrong) and the run goes on with the others.
 
 Re-running the same command after an interruption resumes at the first unwritten shard.
 """
@@ -18,7 +23,7 @@ from pathlib import Path
 
 COMMAND = "prepare"
 HELP = "Turn a raw public ECG dataset (as downloaded) into a memory-mapped melp store."
-DATASETS = ("mimic-iv-ecg", "ptbxl", "cpsc2018", "cinc2021", "code15")
+DATASETS = ("mimic-iv-ecg", "ptbxl", "cpsc2018", "cinc2021", "code15", "files")
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +70,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest share of NaN/Inf samples interpolated (default 0.01)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    files = parser.add_argument_group("files (a folder of a user's own ECG files)")
+    files.add_argument(
+        "--report-from",
+        choices=("none", "statements"),
+        default="none",
+        help="files: put the cart's interpretation statements in the report column (default none)",
+    )
+    files.add_argument("--input-fs", type=float, help="files: sampling rate of files that state none (CSV, .npy)")
+    files.add_argument("--input-leads", help="files: lead names, in column order, of files without names (I,II,...)")
+    files.add_argument("--input-units", help="files: unit of files that state none (default mV)")
 
 
 def _summarise(manifest: dict) -> str:
@@ -99,7 +114,13 @@ def run(args: argparse.Namespace) -> int:
     reader = get_reader(args.dataset)
     logger.info("listing %s records under %s", args.dataset, args.root)
     try:
-        items = reader.list_items(args.root, args.split_csv)
+        if args.dataset == "files":
+            from melp.data.readers import files
+
+            hints = {"fs": args.input_fs, "leads": args.input_leads, "units": args.input_units}
+            items = files.list_items(args.root, args.split_csv, report_from=args.report_from, hints=hints)
+        else:
+            items = reader.list_items(args.root, args.split_csv)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         raise SystemExit(f"melp prepare {args.dataset}: {exc}") from exc
     if not items:
@@ -111,6 +132,11 @@ def run(args: argparse.Namespace) -> int:
         "root": str(args.root.resolve()),
         "split_csv": str(args.split_csv.resolve()) if args.split_csv else None,
         "limit": args.limit,
+        **(
+            {"report_from": args.report_from, "input_fs": args.input_fs, "input_leads": args.input_leads}
+            if args.dataset == "files"
+            else {}
+        ),
         "policy": {k: getattr(policy, k) for k in policy.__dataclass_fields__},
     }
     try:
@@ -138,6 +164,11 @@ def run(args: argparse.Namespace) -> int:
         m["n_skipped"],
         args.out,
     )
-    if m["n_skipped"]:
+    if m["n_skipped"] and args.dataset == "files":
+        for record_id, reason in m["skipped"].items():
+            logger.warning("skipped %s: %s", record_id, reason)
+    elif m["n_skipped"]:
         logger.info("skip reasons (all in %s):\n%s", args.out / "manifest.json", _summarise(m))
+    if m["n_kept"] == 0:
+        raise SystemExit(f"no record of {args.root} could be stored ({m['n_skipped']} skipped; reasons above)")
     return 0

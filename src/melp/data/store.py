@@ -175,9 +175,15 @@ def open_store(path: str | Path) -> Store:
         raise FileNotFoundError(
             f"{root} is not a complete melp store (no manifest.json); build it with `melp prepare` or `melp synth`"
         )
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        n_shards = int(manifest["n_shards"])
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{manifest_path} is corrupt ({type(exc).__name__}: {exc}); rebuild the store with `melp prepare`"
+        ) from exc
     shards, rows = [], []
-    for k in range(int(manifest["n_shards"])):
+    for k in range(n_shards):
         npy, jsonl, _ = _shard_paths(root, k)
         shards.append(np.load(npy, mmap_mode="r"))
         rows.extend(_read_jsonl(jsonl))

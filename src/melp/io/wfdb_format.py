@@ -14,7 +14,7 @@ from typing import Any
 
 import wfdb
 
-from melp.data.readers.common import read_wfdb
+from melp.data.readers.common import read_wfdb, wfdb_record_line
 from melp.data.signal import RecordError
 from melp.io.record import RawECG
 
@@ -33,13 +33,6 @@ def header_path(path: Path) -> Path:
     return path if path.suffix == ".hea" else path.with_suffix(".hea")
 
 
-def _record_line(header: Path) -> str:
-    for line in header.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            return line
-    return ""
-
-
 def read(path: Path, hints: dict[str, Any]) -> RawECG:
     """Read a WFDB record; ``path`` is its ``.hea``, one of its signal files or its name without suffix.
 
@@ -49,7 +42,7 @@ def read(path: Path, hints: dict[str, Any]) -> RawECG:
     header = header_path(path)
     if not header.is_file():
         raise RecordError(f"missing header {header.name}")
-    line = _record_line(header)
+    line = wfdb_record_line(header)
     if not line:
         raise RecordError(f"empty WFDB header {header.name} (no record line)")
     fields = line.split()

@@ -24,6 +24,7 @@ READERS: dict[str, str] = {
     "cpsc2018": "cpsc2018",
     "cinc2021": "cinc",
     "code15": "code15",
+    "files": "files",
 }
 """``melp prepare`` dataset name → reader module in this package."""
 

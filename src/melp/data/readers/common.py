@@ -63,16 +63,27 @@ def _check_signal_files(record: wfdb.Record, directory: Path) -> None:
             )
 
 
+def wfdb_record_line(header: Path) -> str:
+    """The record line of a WFDB header (its first line that is neither blank nor a comment), '' if none."""
+    for line in header.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            return line
+    return ""
+
+
 def read_wfdb(path: str | Path) -> RawRecord:
     """Read a WFDB record (``path`` without extension) in physical units, checking its files.
 
     Raises:
-        RecordError: missing header or signal file, unparsable header, truncated or over-long
-            signal file.
+        RecordError: missing or empty header, missing signal file, unparsable header, truncated or
+            over-long signal file.
     """
     path = Path(path)
-    if not path.with_suffix(".hea").is_file():
+    header = path.with_suffix(".hea")
+    if not header.is_file():
         raise RecordError(f"missing header {path.name}.hea")
+    if not wfdb_record_line(header):
+        raise RecordError(f"empty WFDB header {header.name} (no record line)")
     try:
         record = wfdb.rdrecord(str(path))
     except FileNotFoundError as exc:
