@@ -18,7 +18,11 @@ logger = logging.getLogger(__name__)
 def enable_activation_checkpointing(model: Any) -> None:
     """Checkpoint every ECG transformer layer and every BERT layer of a :class:`~melp.models.MELP`."""
     model.ecg_encoder.checkpoint_layers = True
-    model.text.bert.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    bert, kwargs = model.text.bert, {"use_reentrant": False}
+    if hasattr(bert, "activation_checkpointing_enable"):  # transformers >= 5.x renamed it
+        bert.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        bert.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     logger.info(
         "activation checkpointing: %d ECG transformer layers, %d text layers",
         len(model.ecg_encoder.layers),
