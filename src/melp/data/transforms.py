@@ -35,6 +35,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy.signal import resample_poly
 
+from melp.data.decimate import PolyphaseDecimator
+
 logger = logging.getLogger(__name__)
 
 Normalization = Literal["minmax", "zscore", "none"]
@@ -151,11 +153,15 @@ class Resample:
         self.fs_out = fs_out
         self.up = ratio.numerator
         self.down = ratio.denominator
+        # integer decimation (500 → 100 Hz): the same filter as resample_poly, designed once, ≈ 4× faster
+        self.decimate = PolyphaseDecimator(down=self.down) if self.up == 1 and self.down > 1 else None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = _as_signal(x, name="Resample")
         if self.up == self.down:
             return x.copy()
+        if self.decimate is not None:
+            return self.decimate(x)
         return resample_poly(x, self.up, self.down, axis=-1).astype(np.float32, copy=False)
 
     def __repr__(self) -> str:
