@@ -3,7 +3,7 @@
 Each checkpointed layer keeps only its input in the forward pass and recomputes its activations in
 the backward pass (``torch.utils.checkpoint`` without re-entrancy, RNG state preserved, so dropout
 draws the same masks and the gradients equal those of the plain model). It trades about one
-extra forward pass of those layers (≈ 30 % more compute) for memory that no longer grows with the
+extra forward pass of those layers (≈ 25–30 % more FLOPs for the paper preset) for memory that no longer grows with the
 layers' activations, which is what lets batch 256 per GPU fit (see docs/training.md).
 """
 

@@ -75,7 +75,7 @@ class TrainingConfig:
         precision: ``bf16`` autocasts on CUDA only (CPU bf16 is slower without AMX); TF32 is on for CUDA.
         compile: wrap the model in ``torch.compile``.
         checkpoint_activations: recompute the ECG transformer layers and the text BERT layers in the
-            backward pass instead of storing their activations (less memory, ≈ 30 % more compute).
+            backward pass instead of storing their activations (less memory, ≈ 25–30 % more FLOPs).
         grad_accum_mode: ``per_micro_batch`` sums the gradients of each micro-batch's own loss (its
             CLIP and local losses see only that micro-batch's negatives); ``exact`` computes the
             losses over the whole accumulation window (GradCache-style: the gradients equal those
