@@ -141,7 +141,7 @@ def test_eval_suite_writes_one_combined_table(micro_model: tuple[Path, Path], tm
     results = json.loads((tmp_path / "suite" / "results.json").read_text())["results"]
     protocols = [(r["config"]["protocol"], r["model"]) for r in results]
     for model_name in ("model", "random-micro"):
-        for protocol in ("zeroshot", "linear_probe", "retrieval", "generation"):
+        for protocol in ("zeroshot", "linear_probe", "logistic_probe", "retrieval", "generation"):
             assert (protocol, model_name) in protocols
     table = (tmp_path / "suite" / "results.md").read_text()
     assert "| model | random-micro |" in table
@@ -183,10 +183,11 @@ def test_probe_without_val_carves_a_patient_wise_validation_split(
 ) -> None:
     store, model = micro_model
     out = tmp_path / "probe.json"
-    _run(["probe", "--model", str(model), "--train", str(store), "--test", f"{store}:test",
+    _run(["probe", "--model", str(model), "--train", str(store), "--test", f"{store}:test", "--head", "logreg",
           "--split-scheme", "patient", "--fractions", "1.0", "--bootstrap", "20", "--out", str(out)])  # fmt: skip
     config = json.loads(out.read_text())["config"]
     assert config["train"].endswith(":train") and config["val"].endswith(":val")
+    assert config["protocol"] == "logistic_probe" and config["c"] in (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
     with pytest.raises(SystemExit, match="names a split already"):
         _run(
             ["probe", "--model", str(model), "--train", f"{store}:train", "--test", f"{store}:test", "--out", str(out)]

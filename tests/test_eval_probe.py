@@ -49,3 +49,30 @@ def test_validation_without_positives_is_an_error() -> None:
     x, y = _separable(32, 5)
     with pytest.raises(ValueError, match="validation split"):
         train_linear_probe(x, y, x, np.zeros_like(y))
+
+
+def test_logistic_probe_equals_sklearn_on_standardised_embeddings_with_the_best_c() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from melp.eval.probe import train_logistic_probe
+
+    x_tr, y_tr = _separable(200, 4)
+    x_tr[:, 6] = 3.0  # a constant feature must not divide by zero
+    x_va, y_va = _separable(64, 5)
+    x_te, _ = _separable(50, 6)
+    probe = train_logistic_probe(x_tr, y_tr, x_va, y_va, c_grid=(1e-3, 0.1))
+    assert set(probe.val_aurocs) == {1e-3, 0.1} and probe.val_auroc == max(probe.val_aurocs.values())
+    scaler = StandardScaler().fit(x_tr)
+    for k in range(3):
+        ref = LogisticRegression(C=probe.c, max_iter=5000).fit(scaler.transform(x_tr), y_tr[:, k])
+        np.testing.assert_allclose(probe.scores(x_te)[:, k], ref.predict_proba(scaler.transform(x_te))[:, 1], atol=1e-6)
+
+
+def test_logistic_probe_gives_a_class_without_positives_its_training_prior() -> None:
+    from melp.eval.probe import train_logistic_probe
+
+    x, y = _separable(40, 7)
+    y[:, 1] = 0.0
+    probe = train_logistic_probe(x, y, *_separable(40, 8), c_grid=(1.0,))
+    assert np.all(probe.coef[1] == 0) and np.allclose(probe.scores(x)[:, 1], 0.5 / 41)

@@ -1,7 +1,8 @@
 """``melp eval-suite``: the whole evaluation protocol for a model and the random-encoder baseline, one table.
 
 For every dataset given (``--test``, with optional ``--train``/``--val`` of the same length and
-order): zero-shot; linear probes at 1/10/100 % when training and validation records are given;
+order): zero-shot; linear probes at 1/10/100 % when training and validation records are given (the paper's
+AdamW head and the converged logistic-regression probe);
 retrieval and report generation when the test records have reports. Each runs for the pretrained
 model and for a random ECG encoder of the same size (seeded) that shares the model's text side.
 Writes ``OUT_DIR/results.json`` (``{"results": [...], "config": {...}}``), ``OUT_DIR/results.md``
@@ -80,7 +81,7 @@ def _has_reports(ref: str, settings: object) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from melp.eval.options import carve_validation
-    from melp.eval.probe import ProbeConfig
+    from melp.eval.probe import PROBE_HEADS, ProbeConfig
     from melp.eval.random_baseline import load_eval_model
     from melp.eval.results import comparison_table, markdown_table, write_results, write_scores_csv
     from melp.eval.runs import Settings, run_generation, run_probe, run_retrieval, run_zeroshot
@@ -115,9 +116,10 @@ def run(args: argparse.Namespace) -> int:
             write_scores_csv(csv, ids=scores.ids, labels=scores.labels, classes=scores.classes, scores=scores.scores)
             if args.train:
                 probe = ProbeConfig(seed=args.seed)
-                runs = run_probe(em, train=args.train[k], val=args.val[k], test=test, task_name=task,
-                                 fractions=list(args.fractions), probe=probe, settings=settings)  # fmt: skip
-                results += [r for r, _ in runs]
+                for head in PROBE_HEADS:  # the paper's protocol, then the converged logistic probe
+                    runs = run_probe(em, train=args.train[k], val=args.val[k], test=test, task_name=task,
+                                     fractions=list(args.fractions), probe=probe, settings=settings, head=head)  # fmt: skip
+                    results += [r for r, _ in runs]
             if reports:
                 results.append(run_retrieval(em, test, settings=settings))
                 if not args.no_generate:

@@ -24,6 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         fractions=[0.01, 0.1, 1.0],
         fractions_help="fractions of the training records (default: the protocol, 0.01 0.1 1.0)",
     )
+    parser.add_argument(
+        "--head",
+        choices=("adamw", "logreg"),
+        default="adamw",
+        help="adamw: the paper's linear head (default); logreg: converged logistic regression on standardised "
+        "embeddings, regularisation chosen on --val",
+    )
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default 1e-4)")
     parser.add_argument("--probe-batch-size", type=int, default=128, help="probe batch size (default 128)")
@@ -48,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     runs = run_probe(
         model_from(args), train=args.train, val=args.val, test=args.test, task_name=args.task,
-        fractions=list(args.fractions), probe=probe, settings=settings_from(args),
+        fractions=list(args.fractions), probe=probe, settings=settings_from(args), head=args.head,
     )  # fmt: skip
     write_outputs(args, [r for r, _ in runs], [s for _, s in runs])
     return 0

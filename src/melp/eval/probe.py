@@ -12,6 +12,13 @@ head hardly moves before early stopping, so its test scores would mostly rank re
 initial weights; from zero, the first step already follows the class-mean differences, and the
 result depends only on the data and the shuffling seed.
 
+A second, *converged* probe sits beside the paper's (:func:`train_logistic_probe`): per-class
+L2-regularised logistic regression (scikit-learn, L-BFGS run to convergence) on embeddings
+standardised with the training subset's statistics, the regularisation strength chosen from a fixed
+grid by validation macro AUROC. The paper's head stops after a few epochs on small subsets and can
+rank below its own 1 % result at 10 %; the logistic probe answers what the embeddings linearly
+contain, independent of an optimiser's schedule.
+
 Shapes: N records, E embedding width, C classes.
 """
 
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -28,6 +36,12 @@ from torch import nn
 from melp.eval.metrics import auroc_columns
 
 logger = logging.getLogger(__name__)
+
+#: ``adamw``: the paper's linear head (:func:`train_linear_probe`); ``logreg``: the converged one.
+ProbeHead = Literal["adamw", "logreg"]
+PROBE_HEADS: tuple[str, ...] = ("adamw", "logreg")
+#: Inverse regularisation strengths tried by :func:`train_logistic_probe` (scikit-learn's ``C``).
+LOGREG_C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -136,3 +150,81 @@ def train_linear_probe(
         head.load_state_dict(best_state)
     head.eval()
     return ProbeResult(head=head, best_epoch=best_epoch, best_val_auroc=best_auroc, epochs_run=epoch, history=history)
+
+
+@dataclass
+class LogisticProbe:
+    """Per-class logistic regressions on standardised embeddings (see the module docstring).
+
+    Attributes:
+        mean, scale: ``(E,)`` standardisation of the training subset.
+        coef: ``(C, E)`` weights; ``intercept``: ``(C,)``. A class without both labels in the
+            training subset gets zero weights and the log-odds of its training frequency.
+        c: the chosen inverse regularisation strength; ``val_auroc``: its validation macro AUROC.
+        val_aurocs: validation macro AUROC of every ``C`` tried.
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+    c: float
+    val_auroc: float
+    val_aurocs: dict[float, float] = field(default_factory=dict)
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities ``(N, C)`` for embeddings ``(N, E)``."""
+        z = ((np.asarray(x, dtype=np.float64) - self.mean) / self.scale) @ self.coef.T + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+def _fit_logistic(x: np.ndarray, y: np.ndarray, c: float, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(C, E)`` weights and ``(C,)`` intercepts of one L2 logistic regression per class."""
+    from sklearn.linear_model import LogisticRegression
+
+    n_classes = y.shape[1]
+    coef, intercept = np.zeros((n_classes, x.shape[1])), np.zeros(n_classes)
+    for k in range(n_classes):
+        positives = int(y[:, k].sum())
+        if positives in (0, len(y)):  # one label only: its training frequency, clipped away from 0 and 1
+            p = (positives + 0.5) / (len(y) + 1.0)
+            intercept[k] = np.log(p / (1 - p))
+            continue
+        fit = LogisticRegression(C=c, max_iter=max_iter).fit(x, y[:, k])
+        coef[k], intercept[k] = fit.coef_[0], fit.intercept_[0]
+    return coef, intercept
+
+
+def train_logistic_probe(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    c_grid: tuple[float, ...] = LOGREG_C_GRID,
+    max_iter: int = 5000,
+) -> LogisticProbe:
+    """The converged linear probe: standardise, fit every ``C`` of ``c_grid``, keep the best on validation."""
+    xt, yt = (t.numpy().astype(np.float64) for t in _as_tensors(x_train, y_train, "training split"))
+    xv, yv = (t.numpy().astype(np.float64) for t in _as_tensors(x_val, y_val, "validation split"))
+    if xt.shape[1] != xv.shape[1] or yt.shape[1] != yv.shape[1]:
+        raise ValueError(f"training and validation widths differ: {xt.shape}/{yt.shape} vs {xv.shape}/{yv.shape}")
+    if not c_grid:
+        raise ValueError("c_grid must name at least one regularisation strength")
+    mean = xt.mean(axis=0)
+    scale = xt.std(axis=0)
+    scale[scale < 1e-12] = 1.0  # a constant feature stays 0 after centring
+    xs = (xt - mean) / scale
+    best: LogisticProbe | None = None
+    tried: dict[float, float] = {}
+    for c in c_grid:
+        coef, intercept = _fit_logistic(xs, yt, c, max_iter)
+        probe = LogisticProbe(mean=mean, scale=scale, coef=coef, intercept=intercept, c=c, val_auroc=float("nan"))
+        probe.val_auroc = validation_macro_auroc(yv, probe.scores(xv))
+        tried[c] = probe.val_auroc
+        if best is None or probe.val_auroc > best.val_auroc:
+            best = probe
+    assert best is not None
+    best.val_aurocs = tried
+    logger.info("logistic probe: C = %g (validation macro AUROC %.4f)", best.c, best.val_auroc)
+    return best

@@ -125,6 +125,7 @@ def markdown_table(results: Sequence[dict[str, Any]]) -> str:
 _HEADLINE = {
     "zeroshot": ("macro_auroc",),
     "linear_probe": ("macro_auroc",),
+    "logistic_probe": ("macro_auroc",),
     "finetune": ("macro_auroc",),
     "retrieval": ("ecg2text_R@1", "ecg2text_R@10", "text2ecg_R@1", "text2ecg_R@10"),
     "generation": ("bleu4", "rouge_l", "clinical_micro_f1"),

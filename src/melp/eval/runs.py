@@ -26,7 +26,7 @@ from melp.data.tasks import SPLITS, SplitScheme, TaskSpec, get_task, label_matri
 from melp.data.transforms import Compose, build_transform
 from melp.eval.bootstrap import bootstrap_means
 from melp.eval.embed import extract_embeddings
-from melp.eval.probe import ProbeConfig, probe_scores, train_linear_probe
+from melp.eval.probe import ProbeConfig, ProbeHead, probe_scores, train_linear_probe, train_logistic_probe
 from melp.eval.prompts import class_prompts, load_prompt_bank
 from melp.eval.random_baseline import EvalModel
 from melp.eval.results import classification_result, result_dict
@@ -195,8 +195,13 @@ def run_probe(
     fractions: list[float],
     probe: ProbeConfig,
     settings: Settings,
+    head: ProbeHead = "adamw",
 ) -> list[tuple[dict[str, Any], Scores]]:
-    """Linear probes on frozen ``probe_emb`` at each training fraction; one result per fraction."""
+    """Linear probes on frozen ``probe_emb`` at each training fraction; one result per fraction.
+
+    ``head``: ``adamw`` (the paper's protocol, :func:`~melp.eval.probe.train_linear_probe`) or
+    ``logreg`` (the converged logistic probe, :func:`~melp.eval.probe.train_logistic_probe`).
+    """
     sels = {role: select(ref, settings) for role, ref in (("train", train), ("val", val), ("test", test))}
     task = resolve_task(task_name, sels["train"].store)
     emb = {role: embed(em, s, settings, keys=("probe_emb",))["probe_emb"] for role, s in sels.items()}
@@ -205,14 +210,21 @@ def run_probe(
     for fraction in fractions:
         subset = subset_indices(labels["train"], fraction, seed=probe.seed)
         logger.info(
-            "linear probe on %d of %d training records (%.0f %%)", len(subset), len(emb["train"]), 100 * fraction
+            "%s probe on %d of %d training records (%.0f %%)", head, len(subset), len(emb["train"]), 100 * fraction
         )
-        fit = train_linear_probe(emb["train"][subset], labels["train"][subset], emb["val"], labels["val"], config=probe)
-        scores = probe_scores(fit.head, emb["test"])
-        config = {"protocol": "linear_probe", "fraction": fraction, "n_train": len(subset), "train": str(train),
-                  "val": str(val), "test": str(test), "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
-                  "best_val_macro_auroc": fit.best_val_auroc, "probe": asdict(probe),
-                  "n_bootstrap": settings.n_bootstrap, "seed": settings.seed}  # fmt: skip
+        xt, yt = emb["train"][subset], labels["train"][subset]
+        config: dict[str, Any] = {"fraction": fraction, "n_train": len(subset), "train": str(train), "val": str(val),
+                                  "test": str(test), "n_bootstrap": settings.n_bootstrap, "seed": settings.seed}  # fmt: skip
+        if head == "logreg":
+            logistic = train_logistic_probe(xt, yt, emb["val"], labels["val"])
+            scores = logistic.scores(emb["test"])
+            config |= {"protocol": "logistic_probe", "c": logistic.c, "best_val_macro_auroc": logistic.val_auroc,
+                       "val_macro_auroc_by_c": {f"{c:g}": v for c, v in logistic.val_aurocs.items()}}  # fmt: skip
+        else:
+            fit = train_linear_probe(xt, yt, emb["val"], labels["val"], config=probe)
+            scores = probe_scores(fit.head, emb["test"])
+            config |= {"protocol": "linear_probe", "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
+                       "best_val_macro_auroc": fit.best_val_auroc, "probe": asdict(probe)}  # fmt: skip
         result = classification_result(
             task=task.name, model=em.name, dataset=sels["test"].name, labels=labels["test"],
             scores=scores, classes=task.classes, n_bootstrap=settings.n_bootstrap, seed=settings.seed, config=config,
