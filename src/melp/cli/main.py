@@ -7,7 +7,8 @@ dependencies (torch, transformers) inside ``run`` so that ``melp --help`` stays 
 User errors are handled here, once for every command: a :class:`melp.errors.UserError`, the
 ``FileNotFoundError``/``ValueError``/``KeyError``... of :data:`melp.errors.USER_ERRORS` raised by
 the library for bad input, and ``SystemExit("message")`` print ``melp <command>: error: message``
-on stderr and exit 2, without a traceback (``-v`` logs it).
+on stderr and exit 2, without a traceback (``-v`` logs it). In-process callers of :func:`main` get
+a :class:`UserExit` (a ``SystemExit`` with status 2 whose ``str()`` is the message).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import re
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 import melp
 import melp.cli
@@ -65,21 +67,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
-            raise
+            raise  # argparse's own exits, --help, UserExit
         return _user_error(args, str(exc.code), exc)
     except USER_ERRORS as exc:
         message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         return _user_error(args, message or type(exc).__name__, exc)
 
 
-def _user_error(args: argparse.Namespace, message: str, exc: BaseException) -> int:
-    """Print ``melp <command>: error: <message>`` (the traceback only with ``-v``); the exit status."""
+class UserExit(SystemExit):
+    """The exit of a command stopped by a user error: status 2, ``str()`` is the message (already printed)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = USER_ERROR_STATUS
+
+
+def _user_error(args: argparse.Namespace, message: str, exc: BaseException) -> NoReturn:
+    """Print ``melp <command>: error: <message>`` (the traceback only with ``-v``), then raise :class:`UserExit`."""
     if args.verbose:
         logging.getLogger("melp").error("traceback of the error below", exc_info=exc)
     # messages that already name the command ("melp prepare ptbxl: ...") are not prefixed twice
     message = re.sub(rf"^melp {re.escape(args.command)}( [\w.-]+)?: (error: )?", "", message.strip())
     sys.stderr.write(f"melp {args.command}: error: {message}\n")
-    return USER_ERROR_STATUS
+    raise UserExit(message) from None
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Lead names come from a header row (detected: a first row that is not all numbers) or the
 ``leads=`` hint (which also overrides a header); a ``time``/``t``/``sample`` column is ignored.
 ``fs=`` is required (a text file states no rate), ``units=`` defaults to ``mV``. The delimiter is
-sniffed (comma, semicolon, tab, spaces). A non-numeric cell is an error naming its row and column.
+sniffed (comma, semicolon, tab, spaces). An empty cell or ``NaN`` is a missing sample (left to the
+NaN policy of whoever uses the record); any other non-numeric cell is an error naming its line and column.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def read(path: Path, hints: dict[str, Any]) -> RawECG:
         dtype=str,
         engine="python",
         skipinitialspace=True,
+        keep_default_na=False,
     )
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = frame.drop(columns=[c for c in frame.columns if c.lower() in _INDEX_COLUMNS or c.startswith("Unnamed")])
@@ -63,7 +65,9 @@ def read(path: Path, hints: dict[str, Any]) -> RawECG:
     elif len(names) != frame.shape[1]:
         raise RecordError(f"{len(names)} lead names given for {frame.shape[1]} columns")
     values = frame.apply(pd.to_numeric, errors="coerce")
-    bad = values.isna() & frame.notna()
+    # an empty cell or a literal NaN is a missing sample (the NaN policy applies later); other text is an error
+    missing = frame.apply(lambda column: column.str.strip().str.lower().isin(["", "nan"]))
+    bad = values.isna() & ~missing
     if bad.to_numpy().any():
         row, col = np.argwhere(bad.to_numpy())[0]
         line = row + (2 if has_header else 1)

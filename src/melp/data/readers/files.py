@@ -3,15 +3,14 @@
 Every file under ``root`` (recursively, sorted, hidden files skipped) is one record, except the
 signal files of a WFDB record (a ``.dat``/``.mat`` beside a ``.hea`` of the same name: the
 ``.hea`` is the record) and CODE-15 HDF5 files, which give one record per exam (``index``). The
-record id is the file's path relative to ``root`` without its suffix (``site1/ecg_0001``; an HDF5
-exam adds ``#<index>``). A file the store cannot take is skipped with one line naming the file, the
+record id is the file's path relative to ``root`` (``site1/ecg_0001.xml``; an HDF5 exam adds
+``#<index>``). A file the store cannot take is skipped with one line naming the file, the
 format detected and what is wrong: unreadable or truncated files, unknown lead names, and files
 with fewer than the 12 leads a store holds (``6 of 12 leads where 12 are needed``; limb leads
 derivable from I and II count as present). Kept records go through the same cleaning as the
 dataset readers (:func:`melp.data.signal.standardize`: rate, NaN policy, flat leads, crop/pad).
 
-Columns: ``source`` is ``files``, ``format`` the detected format, ``path`` the relative path,
-``statements`` the cart's interpretation statements, ``device``; with ``report_from="statements"``
+Columns: ``source`` is ``files``, ``format`` the detected format, ``statements`` the cart's interpretation statements, ``device``; with ``report_from="statements"``
 the statements joined by ``". "`` are the record's ``report``.
 """
 
@@ -83,7 +82,7 @@ def list_items(
     frozen = tuple(sorted((k, v) for k, v in (hints or {}).items() if v is not None))
     items = []
     for path in _record_files(root):
-        stem = str(path.relative_to(root).with_suffix(""))
+        stem = str(path.relative_to(root))
         exams = _hdf5_exams(path)
         if exams is None:
             items.append(FileItem(stem, str(path), -1, report_from, frozen))
@@ -119,7 +118,6 @@ def process(item: FileItem, policy: SignalPolicy) -> Record | Skip:
         extra = {
             **meta,
             "format": rec.format,
-            "path": item.id.split("#")[0] + Path(item.path).suffix,
             "statements": statements,
             "device": str(rec.metadata.get("device", "")),
             "leads_derived": rec.derived_leads,
