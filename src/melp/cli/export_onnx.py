@@ -22,6 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, type=Path, metavar="DIR", help="a saved MELP model (RUN/final)")
     parser.add_argument("--out", type=Path, metavar="FILE", help="ONNX file to write (default DIR/ecg_tower.onnx)")
     parser.add_argument(
+        "--exporter",
+        choices=("torchscript", "dynamo"),
+        default="torchscript",
+        help="torch.onnx exporter: torchscript (fast) or dynamo (torch.export based, slower) (default torchscript)",
+    )
+    parser.add_argument(
         "--tolerance", type=float, default=1e-4, help="largest allowed |ONNX - PyTorch| on a test batch (default 1e-4)"
     )
 
@@ -38,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else args.model / ONNX_FILE
     try:
         model = MELP.from_pretrained(args.model).eval()
-        export_ecg_tower(model, out, weights_sha256=weights_digest(args.model))
+        export_ecg_tower(model, out, weights_sha256=weights_digest(args.model), exporter=args.exporter)
         worst = parity(model, out)
     except (OSError, ValueError, RuntimeError) as exc:
         logger.error("export failed: %s", exc)

@@ -115,7 +115,9 @@ class PredictionService:
             )
         model = MELP.from_pretrained(path).eval()
         backend, runner = _choose_backend(model, config)
-        predictor = ECGPredictor(model=runner, config=InferenceConfig(task=config.task), model_dir=path)
+        longest = min(InferenceConfig.max_report_length, model.config.text.max_length)  # generate() refuses more
+        inference = InferenceConfig(task=config.task, max_report_length=longest)
+        predictor = ECGPredictor(model=runner, config=inference, model_dir=path)
         logger.info("model %s loaded; ECG tower on %s (%s)", path, backend["name"], backend["reason"])
         return cls(predictor=predictor, config=config, backend=backend)
 

@@ -194,7 +194,7 @@ function renderReport(report, attention) {
     return;
   }
   attention.sentences.forEach((s, i) => {
-    const span = el("span", { class: "sentence", tabindex: 0, "data-index": i }, s.sentence);
+    const span = el("span", { class: "sentence", tabindex: 0, "data-index": i, "data-beats": s.beats_s.join(" ") }, s.sentence);
     span.style.borderBottomColor = COLOURS[i % COLOURS.length];
     span.addEventListener("mouseenter", () => applySentence(i));
     span.addEventListener("mouseleave", () => applySentence(state.pinned));
@@ -251,16 +251,16 @@ function renderFindings(findings) {
     list.append(el("li", { class: "unavailable" }, `Zero-shot unavailable: ${findings.reason}`));
     return;
   }
-  const rows = findings.ranked;
-  const scores = rows.map((r) => r.score);
-  const lo = Math.min(...scores, 0), hi = Math.max(...scores, 1e-9);
-  for (const r of rows) {
+  for (const r of findings.ranked) {
     const li = el("li", { class: r.custom ? "custom" : "", title: `${r.label} (${r.code}): cosine ${fmt(r.score, 4)}` });
     const name = el("span", { class: "name" }, r.label);
     if (r.custom) name.append(el("span", { class: "badge" }, "own"));
+    // a bar centred on 0 over the cosine's range [-1, 1]: right of the centre positive, left negative
     const bar = el("span", { class: "bar" });
-    const fill = el("span");
-    fill.style.width = `${Math.max(2, 100 * (r.score - lo) / (hi - lo))}%`;
+    const fill = el("span", { class: r.score >= 0 ? "pos" : "neg" });
+    const half = Math.min(50, 50 * Math.abs(r.score));
+    fill.style.width = `${Math.max(half, 0.8)}%`;
+    fill.style.left = r.score >= 0 ? "50%" : `${50 - half}%`;
     bar.append(fill);
     li.append(name, bar, el("span", { class: "score" }, fmt(r.score, 3)));
     list.append(li);
