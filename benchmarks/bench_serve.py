@@ -47,12 +47,13 @@ def tiny_model(out: Path) -> Path:
     from melp.eval.prompts import load_prompt_bank
     from melp.models import MELP, train_wordpiece_tokenizer
     from melp.models.tokenizer import build_bert_config, build_text_model_dir
+    from melp.configs import preset_path
     from melp.train.config import load_pretrain_config
 
     texts = [p for v in load_prompt_bank().values() for p in v] * 3
     tok = train_wordpiece_tokenizer(texts, vocab_size=2000)
     text_dir = build_text_model_dir(out / "text", tokenizer=tok, config=build_bert_config(vocab_size=len(tok)))
-    config = load_pretrain_config("tiny").model
+    config = load_pretrain_config(preset_path("tiny")).model
     torch.manual_seed(0)
     model = MELP.from_text_model(config=config, text_model_dir=text_dir)
     return model.save_pretrained(out / "model", tokenizer=model.tokenizer)
