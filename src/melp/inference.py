@@ -16,9 +16,10 @@ Given a loaded model and an :class:`~melp.io.ECGRecord` (from :func:`melp.io.rea
 4. **Leads**: leads the file lacks (``record.leads_present``), and leads left out on purpose
    (``leads=`` — a lead subset such as ``("I",)`` or ``("I", "II", "V1")``), are shown to the
    model the way pretraining's random lead masking shows a dropped lead: the lead-mask step of
-   :func:`melp.data.transforms.build_transform` (with its default ``mask_value``, the same call
-   pretraining makes) with the random draw replaced by the record's own missing leads; so the
-   value and the step (before or after normalisation) follow the transform code, never a copy.
+   :func:`melp.data.transforms.build_transform`, called as pretraining calls it (the model's
+   ``normalization`` and ``mask_value``), with the random draw replaced by the record's absent
+   leads; so the value and the step (before or after normalisation) follow the transform code,
+   never a copy. A lead the file lacks is 0 mV in the record before that step (it has no values).
 5. **Model**: windows are normalised as in training and encoded in batches.
 
 Aggregation over windows (said in every result under ``windows.aggregation``): the record's
@@ -247,15 +248,17 @@ class _FixedLeadMask:
         return f"FixedLeadMask(absent={[STANDARD_LEADS[i] for i in np.flatnonzero(self.absent)]}, value={self.value})"
 
 
-def input_transform(*, normalization: Any, absent: np.ndarray) -> Compose:
+def input_transform(*, normalization: Any, absent: np.ndarray, mask_value: Any = None) -> Compose:
     """The model-input transform with ``absent`` ``(12,)`` leads masked as pretraining masks dropped leads.
 
-    Built by :func:`melp.data.transforms.build_transform` exactly as pretraining builds it (its
-    default ``mask_value``); the random lead mask it contains is swapped for a fixed one.
+    Built by :func:`melp.data.transforms.build_transform` exactly as pretraining builds it (the
+    model's ``normalization`` and ``mask_value``; ``None``: build_transform's default); the random
+    lead mask it contains is swapped for a fixed one.
     """
     if not absent.any():
         return build_transform(normalization=normalization)
-    built = build_transform(normalization=normalization, lead_mask_keep=1.0)
+    options = {} if mask_value is None else {"mask_value": mask_value}
+    built = build_transform(normalization=normalization, lead_mask_keep=1.0, **options)
     steps = [
         _FixedLeadMask(absent=absent, value=t.value) if isinstance(t, RandomLeadMask) else t for t in built.transforms
     ]
@@ -388,7 +391,7 @@ class ECGPredictor:
             problems.append(f"lead(s) {', '.join(masked)} shown to the model as absent (pretraining's lead masking)")
         fs_model = self.fs
         clean_policy = SignalPolicy(fs=fs_model, seconds=self.model.config.seconds)
-        signal = np.where(keep[:, None], record.signal.astype(np.float64), 0.0)
+        signal = record.signal.astype(np.float64)  # absent leads: 0 mV; masked by the transform below
         try:
             signal, n_fixed = repair_nonfinite(signal, record.fs, clean_policy)
         except RecordError as exc:
@@ -422,7 +425,10 @@ class ECGPredictor:
                     f"record is {n / fs_model:.1f} s: {len(starts)} windows, more than max_windows={policy.max_windows}"
                 )
         stack = np.stack([signal[:, s : s + window] for s in starts]).astype(np.float32)  # (W, 12, T)
-        transform = input_transform(normalization=self.model.config.normalization, absent=~keep)
+        config = self.model.config
+        transform = input_transform(
+            normalization=config.normalization, absent=~keep, mask_value=getattr(config, "mask_value", None)
+        )
         return Windows(
             ecg=transform(stack),
             signal_mv=signal.astype(np.float32),

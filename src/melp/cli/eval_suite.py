@@ -20,7 +20,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from melp.eval.options import SIZES
+from melp.eval.options import SIZES, leads_from
 
 COMMAND = "eval-suite"
 HELP = "Run zero-shot, linear probes on 1, 10 and 100 percent of the labels, retrieval and generation for a model and the random-encoder baseline."
@@ -70,6 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--cache-dir", type=Path, help="embedding cache (default OUT_DIR/cache)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--leads",
+        help="evaluate on a lead subset (e.g. I or I,II,V1); the other leads are masked as in pretraining",
+    )
 
 
 def _has_reports(ref: str, settings: object) -> bool:
@@ -97,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         args.train, args.val = [t for t, _ in pairs], [v for _, v in pairs]
     settings = Settings(
         batch_size=args.batch_size, n_bootstrap=args.bootstrap, seed=args.seed, split_scheme=args.split_scheme,
-        cache_dir=args.cache_dir or args.out_dir / "cache", progress=not args.no_progress,
+        cache_dir=args.cache_dir or args.out_dir / "cache", progress=not args.no_progress, leads=leads_from(args),
     )  # fmt: skip
     models = [load_eval_model(args.model)]
     if not args.no_baseline:

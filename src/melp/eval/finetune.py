@@ -100,7 +100,7 @@ def predict(clf: ECGClassifier, dataset: ECGDataset, batch_size: int) -> np.ndar
 
 def _dataset(em: EvalModel, sel: Selection, task: Any, indices: np.ndarray | None = None) -> ECGDataset:
     rows = sel.indices if indices is None else sel.indices[indices]
-    return ECGDataset(sel.store, indices=rows, transform=eval_transform(em, sel.store), task=task)
+    return ECGDataset(sel.store, indices=rows, transform=eval_transform(em, sel.store, sel.leads), task=task)
 
 
 def finetune(

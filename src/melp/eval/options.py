@@ -92,6 +92,10 @@ def add_common_args(parser: argparse.ArgumentParser, *, task: bool = True) -> No
     )
     parser.add_argument("--no-cache", action="store_true", help="do not cache embeddings")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--leads",
+        help="evaluate on a lead subset (e.g. I or I,II,V1); the other leads are masked as in pretraining",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Any:
@@ -104,8 +108,15 @@ def settings_from(args: argparse.Namespace) -> Any:
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     return Settings(
         batch_size=args.batch_size, n_bootstrap=args.bootstrap, seed=args.seed,
-        split_scheme=args.split_scheme, cache_dir=cache, progress=not args.no_progress,
+        split_scheme=args.split_scheme, cache_dir=cache, progress=not args.no_progress, leads=leads_from(args),
     )  # fmt: skip
+
+
+def leads_from(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """``--leads`` as standard lead names (``ValueError`` naming an unknown one), None for all 12."""
+    from melp.inference import parse_leads
+
+    return parse_leads(getattr(args, "leads", None))
 
 
 def model_from(args: argparse.Namespace) -> Any:

@@ -49,15 +49,19 @@ class Settings:
     split_scheme: SplitScheme = "auto"
     cache_dir: Path | None = None
     progress: bool = True
+    leads: tuple[str, ...] | None = None
+    """Evaluate on this lead subset (standard names); the other leads are masked as pretraining masks
+    dropped leads (:func:`melp.inference.input_transform`). ``None``: all 12 leads."""
 
 
 @dataclass
 class Selection:
-    """Records of one store chosen by a store reference."""
+    """Records of one store chosen by a store reference (``leads``: the lead subset they are read with)."""
 
     store: Store
     indices: np.ndarray
     name: str
+    leads: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -96,12 +100,13 @@ def select(ref: str | Path, settings: Settings) -> Selection:
     manifest = Path(path) / "manifest.json"
     stamp = manifest.stat().st_mtime_ns if manifest.is_file() else 0
     store = _open(path, stamp)
+    suffix = f" [leads {','.join(settings.leads)}]" if settings.leads else ""
     if not split:
-        return Selection(store, np.arange(len(store)), Path(path).name)
+        return Selection(store, np.arange(len(store)), Path(path).name + suffix, settings.leads)
     indices = _splits(path, stamp, settings.split_scheme, settings.seed)[split]
     if len(indices) == 0:
         raise SystemExit(f"split {split!r} of {path} is empty (scheme {settings.split_scheme})")
-    return Selection(store, indices, f"{Path(path).name}:{split}")
+    return Selection(store, indices, f"{Path(path).name}:{split}{suffix}", settings.leads)
 
 
 def resolve_task(name: str | None, store: Store) -> TaskSpec:
@@ -115,12 +120,28 @@ def resolve_task(name: str | None, store: Store) -> TaskSpec:
     return get_task(_TASK_OF_SOURCE[source])
 
 
-def eval_transform(em: EvalModel, store: Store) -> Compose:
-    """The evaluation transform: resample to the model's rate if needed, then its normalisation; no masking."""
+def eval_transform(em: EvalModel, store: Store, leads: tuple[str, ...] | None = None) -> Compose:
+    """The evaluation transform: resample to the model's rate if needed, then its normalisation.
+
+    No random masking; with ``leads`` (a lead subset) the other leads are masked the way
+    pretraining masks dropped leads (:func:`melp.inference.input_transform`).
+    """
     fs_out = em.fs or store.fs
     if fs_out != store.fs:
         logger.warning("store %s is at %d Hz, the model at %d Hz: resampling", store.path, store.fs, fs_out)
-    return build_transform(normalization=em.model.config.normalization, fs_in=store.fs, fs_out=fs_out)
+    transform = build_transform(normalization=em.model.config.normalization, fs_in=store.fs, fs_out=fs_out)
+    if not leads:
+        return transform
+    from melp.data.leads import STANDARD_LEADS
+    from melp.inference import input_transform
+
+    absent = np.array([lead not in leads for lead in STANDARD_LEADS])
+    config = em.model.config
+    masked = input_transform(
+        normalization=config.normalization, absent=absent, mask_value=getattr(config, "mask_value", None)
+    )
+    resampling = [t for t in transform.transforms if t.__class__.__name__ == "Resample"]
+    return Compose([*resampling, *masked.transforms])
 
 
 def embed(
@@ -128,7 +149,7 @@ def embed(
 ) -> dict[str, np.ndarray]:
     """Cached ``encode_ecg`` outputs of a selection."""
     return extract_embeddings(
-        em.model, sel.store, cache_id=em.cache_id, indices=sel.indices, transform=eval_transform(em, sel.store),
+        em.model, sel.store, cache_id=em.cache_id, indices=sel.indices, transform=eval_transform(em, sel.store, sel.leads),
         keys=keys, batch_size=settings.batch_size, cache_dir=settings.cache_dir, progress=settings.progress,
     )  # fmt: skip
 
@@ -294,7 +315,7 @@ def run_generation(
         keep = keep[:limit]
     if len(keep) == 0:
         raise SystemExit(f"{sel.name} has no record with a report to compare against")
-    dataset = ECGDataset(sel.store, indices=keep, transform=eval_transform(em, sel.store))
+    dataset = ECGDataset(sel.store, indices=keep, transform=eval_transform(em, sel.store, sel.leads))
     em.model.eval()
     generated: list[str] = []
     generator = torch.Generator().manual_seed(settings.seed)
