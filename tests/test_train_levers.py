@@ -212,3 +212,26 @@ def test_pretrainer_runs_exact_accumulation_with_checkpointing(tmp_path: Path) -
     assert any(not torch.equal(p, before[n]) for n, p in trainer.model.named_parameters())
     saved = (run / "checkpoints" / "step_00000002" / "run_config.yaml").read_text()
     assert "grad_accum_mode: exact" in saved and "checkpoint_activations: true" in saved
+
+
+@pytest.mark.distributed
+def test_exact_accumulation_under_ddp_equals_one_process(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    _model(tmp_path, dropout=0.0)  # writes tmp_path/text
+    script = Path(__file__).parent / "dist_scripts" / "grad_cache_ddp.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           str(tmp_path / "text"), str(tmp_path)]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    records = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2)]
+    for record in records:
+        assert max(record["errors"]) < 1e-4, record  # both steps: DDP's reducer was left in order
+    # each rank's CLIP loss covers its own rows against all 8; their mean is the one-process loss
+    mean_clip = (records[0]["clip_loss"] + records[1]["clip_loss"]) / 2
+    assert mean_clip == pytest.approx(records[0]["ref_clip_loss"], rel=1e-5)
