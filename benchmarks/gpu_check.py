@@ -10,7 +10,9 @@ fused AdamW):
   config (:func:`melp.models.flops.melp_training_flops`, forward + exact backward, matmuls only)
   × steps/s ÷ the card's dense bf16 peak, looked up by device name (:data:`PEAK_BF16_TFLOPS`;
   ``--peak-tflops`` overrides it);
-* peak GPU memory; all of it eager and under ``torch.compile`` (compile time reported apart);
+* peak GPU memory; all of it eager and under ``torch.compile`` (compile time reported apart),
+  and, for the first case, eager with ``training.checkpoint_activations`` and with exact
+  accumulation of 4 micro-batches (``training.grad_accum_mode=exact``), to show what each costs;
 * inference embedding throughput (``encode_ecg``, ECGs/s, batch 256, bf16);
 * the largest batch per GPU that trains (doubling from 64, then bisection to a multiple of 32, at
   most ``--max-batch`` pairs), without and with ``training.checkpoint_activations``.
@@ -60,6 +62,7 @@ from benchmarks.common import RESULTS_DIR, machine_info
 #: the first match wins, so the more specific names come first
 PEAK_BF16_TFLOPS: list[tuple[str, float]] = [
     ("GH200", 989.0),
+    ("H200 NVL", 835.0),
     ("H200", 989.0),
     ("H100 PCIe", 756.0),
     ("H100 NVL", 835.0),
@@ -120,7 +123,7 @@ class Check:
         from melp.data import build_store
         from melp.data.synthetic import SOURCE, SynthItem, process_item
 
-        n = 16 if self.args.quick else 128
+        n = 16 if self.args.quick else 256  # ≥ 4 × batch 64: the exact-accumulation phase's window
         items = [SynthItem(seed=0, index=i, fs=500) for i in range(n)]
         path = self.root / "store"
         build_store(path, items, process_item, fs=500, seconds=10.0, source=SOURCE, progress=False)
@@ -264,35 +267,47 @@ def step_flops(trainer: Any, batch: dict[str, torch.Tensor]) -> tuple[float, flo
     return flops.training, flops.forward
 
 
-def measure_training(check: Check, case: Case, *, compile_model: bool) -> dict[str, Any]:
-    """Pairs/s, MFU and peak memory of the real training step, eager or compiled."""
-    overrides = ("training.compile=true",) if compile_model else ()
+def measure_training(
+    check: Check, case: Case, *, compile_model: bool, overrides: tuple[str, ...] = (), accum: int = 1
+) -> dict[str, Any]:
+    """Pairs/s, MFU and peak memory of the real training step (``accum`` micro-batches), eager or compiled.
+
+    MFU counts model FLOPs only: the recomputation of activation checkpointing and the extra
+    no-grad pass of exact accumulation are overhead, not model FLOPs.
+    """
+    overrides = (*overrides, "training.compile=true") if compile_model else overrides
     trainer = build_trainer(check, case, overrides=overrides)
     batches = prepared_batches(trainer, 4)
     if not batches:
         raise RuntimeError("the training loader yielded no batch")
     warmup, steps = check.args.warmup, check.args.steps
+
+    def window(i: int) -> list[dict[str, Any]]:
+        return [batches[(i * accum + j) % len(batches)] for j in range(accum)]
+
     began = time.perf_counter()
     for i in range(warmup):
-        trainer.train_step([batches[i % len(batches)]])
+        trainer.train_step(window(i))
     _sync(check.device)
     warmup_s = time.perf_counter() - began
     _reset_peak(check.device)
     began = time.perf_counter()
     for i in range(steps):
-        trainer.train_step([batches[i % len(batches)]])
+        trainer.train_step(window(i))
     _sync(check.device)
     elapsed = time.perf_counter() - began
     per_batch = [step_flops(trainer, b) for b in batches]
-    flops = [per_batch[i % len(batches)] for i in range(steps)]
+    flops = [per_batch[(i * accum + j) % len(batches)] for i in range(steps) for j in range(accum)]
     total_flops, forward_flops = sum(f[0] for f in flops), sum(f[1] for f in flops)
-    pairs = steps * case.batch_size
+    pairs = steps * case.batch_size * accum
     achieved = total_flops / elapsed
     params = sum(p.numel() for p in trainer.model.parameters())
     result = {
         "preset": case.preset,
         "batch_size": case.batch_size,
         "compiled": compile_model,
+        "overrides": list(overrides),
+        "micro_batches_per_step": accum,
         "precision": trainer.cfg.training.precision,
         "input_samples": int(batches[0]["ecg"].shape[-1]),
         "text_length_mean": statistics.mean(b["input_ids"].shape[1] for b in batches),
@@ -453,6 +468,18 @@ def main(argv: list[str] | None = None) -> int:
     for ckpt in (False, True):
         label = f"{first}/largest_batch" + ("_checkpointed" if ckpt else "")
         check.phase(label, 60, lambda ckpt=ckpt: largest_batch(check, cases[first], checkpoint=ckpt))
+    levers = {
+        "train_eager_checkpointed": (("training.checkpoint_activations=true",), 1),
+        "train_eager_exact_accum4": (("training.grad_accum=4", "training.grad_accum_mode=exact"), 4),
+    }
+    for label, (overrides, accum) in levers.items():
+        check.phase(
+            f"{first}/{label}",
+            40,
+            lambda o=overrides, a=accum: measure_training(
+                check, cases[first], compile_model=False, overrides=o, accum=a
+            ),
+        )
     if not args.no_compile and not args.quick:
         for name, case in cases.items():
             check.phase(

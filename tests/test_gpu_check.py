@@ -32,8 +32,12 @@ def test_quick_cpu_check_runs_every_phase(tmp_path: Path) -> None:
     assert main(["--device", "cpu", "--quick", "--out", str(out)]) == 0
     results = json.loads(out.read_text())["results"]
     assert set(results) == {
-        "parity", "micro/train_eager", "micro/embed", "micro/largest_batch", "micro/largest_batch_checkpointed"
+        "parity", "micro/train_eager", "micro/embed", "micro/largest_batch", "micro/largest_batch_checkpointed",
+        "micro/train_eager_checkpointed", "micro/train_eager_exact_accum4",
     }  # fmt: skip
+    for key in ("micro/train_eager_checkpointed", "micro/train_eager_exact_accum4"):
+        assert results[key]["pairs_per_s"] > 0 and results[key]["losses_finite"], results[key]
+    assert results["micro/train_eager_exact_accum4"]["micro_batches_per_step"] == 4
     assert results["parity"]["passed"] and results["parity"]["n_grad_tensors"] > 50
     train = results["micro/train_eager"]
     assert train["pairs_per_s"] > 0 and train["losses_finite"] and train["mfu"] is None  # no peak for a CPU
