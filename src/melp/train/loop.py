@@ -1,7 +1,8 @@
 """The stage-2 MELP pretraining loop (spec §7; fixes spec §9 items 17, 19, 29 and 47).
 
 One plain PyTorch loop serves one CPU, one GPU and ``torchrun`` jobs on many GPUs and nodes:
-DDP without ``find_unused_parameters``, gradient accumulation under ``no_sync``, clipping, bf16
+DDP without ``find_unused_parameters``, gradient accumulation under ``no_sync`` (per micro-batch, or
+exact over the window: :mod:`melp.train.grad_cache`), activation checkpointing, clipping, bf16
 autocast on CUDA only, the logit scale clamped after every step, atomic checkpoints with the
 exact data position, zero-shot validation on predictions gathered from every rank (not averaged
 per rank, and without duplicated records), best checkpoint and early stopping. A non-finite loss
