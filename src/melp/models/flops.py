@@ -7,7 +7,9 @@ first convolution, whose input is the ECG; a frozen text layer, whose input stil
 gradient because the embeddings train), 0 when neither does. Element-wise work (norms, softmax,
 GELU, masking, segment means) is not counted; it is a few per cent of the total for the paper
 preset, and MFU conventionally counts matmuls only. The count agrees with
-``torch.utils.flop_counter.FlopCounterMode`` (``tests/test_flops.py``).
+``torch.utils.flop_counter.FlopCounterMode`` to 1 % (``tests/test_flops.py``), once the counter's
+overcount of a grouped convolution's weight gradient (it multiplies by all input channels, not
+those of one group, so the positional convolution's is counted ``groups`` times) is taken out.
 
 The common approximation "training = 3 × forward" is ``FlopCount.forward * 3``; the exact backward
 here is a little below it (frozen text layers, the first convolution).
