@@ -235,3 +235,19 @@ def test_exact_accumulation_under_ddp_equals_one_process(tmp_path: Path) -> None
     # each rank's CLIP loss covers its own rows against all 8; their mean is the one-process loss
     mean_clip = (records[0]["clip_loss"] + records[1]["clip_loss"]) / 2
     assert mean_clip == pytest.approx(records[0]["ref_clip_loss"], rel=1e-5)
+
+
+def test_bf16_autocast_keeps_fp32_weights_gradients_and_losses(tmp_path: Path) -> None:
+    model = _model(tmp_path, dropout=0.0)
+    batch = _batch(model, range(0, 6))
+    fp32 = _loss_fn(model)(model(**batch))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(**batch)
+        losses = _loss_fn(model)(out)
+    assert out["caption_logits"].dtype == torch.bfloat16  # the model did run in bf16
+    assert all(v.dtype == torch.float32 for v in losses.values())
+    losses["loss"].backward()
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(p.grad.dtype == torch.float32 for p in model.parameters() if p.grad is not None)
+    for key in ("clip_loss", "caption_loss", "local_loss"):  # bf16 activations, same losses to bf16 precision
+        torch.testing.assert_close(losses[key], fp32[key].detach(), rtol=0.05, atol=0.05)
