@@ -77,6 +77,15 @@ PEAK_BF16_TFLOPS: list[tuple[str, float]] = [
 ]
 
 
+#: how allocation failures inside cuBLAS / cuDNN / NCCL read when they are not a torch.OutOfMemoryError
+OOM_MESSAGES = (
+    "out of memory",
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_NOT_SUPPORTED",
+)
+
+
 @dataclass(frozen=True)
 class Case:
     """A preset measured by the check."""
@@ -365,7 +374,9 @@ def largest_batch(check: Check, case: Case, *, checkpoint: bool) -> dict[str, An
             trainer.train_step([tile(base, size)])
             _sync(check.device)
             tried[size] = True
-        except torch.OutOfMemoryError:
+        except (torch.OutOfMemoryError, RuntimeError) as err:  # cuBLAS/cuDNN report theirs as RuntimeError
+            if not isinstance(err, torch.OutOfMemoryError) and not any(m in str(err) for m in OOM_MESSAGES):
+                raise
             trainer.optimizer.zero_grad(set_to_none=True)
             tried[size] = False
         _release(check.device)
