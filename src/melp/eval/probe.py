@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 #: ``adamw``: the paper's linear head (:func:`train_linear_probe`); ``logreg``: the converged one.
 ProbeHead = Literal["adamw", "logreg"]
-PROBE_HEADS: tuple[str, ...] = ("adamw", "logreg")
+PROBE_HEADS: tuple[ProbeHead, ...] = ("adamw", "logreg")
 #: Inverse regularisation strengths tried by :func:`train_logistic_probe` (scikit-learn's ``C``).
 LOGREG_C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
