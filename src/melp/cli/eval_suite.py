@@ -3,7 +3,8 @@
 For every dataset given (``--test``, with optional ``--train``/``--val`` of the same length and
 order): zero-shot; linear probes at 1/10/100 % when training and validation records are given (the paper's
 AdamW head and the converged logistic-regression probe);
-retrieval and report generation when the test records have reports. Each runs for the pretrained
+retrieval and report generation when the test records have reports; beat-level grounding when the
+test store has beat ground truth and PVC/PAC records (a synthetic store). Each runs for the pretrained
 model and for a random ECG encoder of the same size (seeded) that shares the model's text side.
 Writes ``OUT_DIR/results.json`` (``{"results": [...], "config": {...}}``), ``OUT_DIR/results.md``
 (the full table, and the model-vs-baseline comparison) and the zero-shot scores CSVs.
@@ -83,12 +84,21 @@ def _has_reports(ref: str, settings: object) -> bool:
     return bool(sel.store.meta["report"].fillna("").astype(str).str.strip().iloc[sel.indices].ne("").any())
 
 
+def _has_grounding(ref: str, settings: object) -> bool:
+    """Whether the records have PVC/PAC sentences with beats of that type (:func:`melp.eval.grounding.grounding_targets`)."""
+    from melp.eval.grounding import grounding_targets
+    from melp.eval.runs import select
+
+    sel = select(ref, settings)  # type: ignore[arg-type]
+    return bool(grounding_targets(sel.store.meta, sel.indices, fs=float(sel.store.fs)))
+
+
 def run(args: argparse.Namespace) -> int:
     from melp.eval.options import carve_validation
     from melp.eval.probe import PROBE_HEADS, ProbeConfig
     from melp.eval.random_baseline import load_eval_model
     from melp.eval.results import comparison_table, markdown_table, write_results, write_scores_csv
-    from melp.eval.runs import Settings, run_generation, run_probe, run_retrieval, run_zeroshot
+    from melp.eval.runs import Settings, run_generation, run_grounding, run_probe, run_retrieval, run_zeroshot
 
     n = len(args.test)
     for name, values in (("--train", args.train), ("--val", args.val), ("--task", args.task)):
@@ -112,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     for k, test in enumerate(args.test):
         task = args.task[k] if args.task else None
         reports = _has_reports(test, settings)
+        grounding = reports and _has_grounding(test, settings)
         for em in models:
             logger.info("dataset %s, model %s", test, em.name)
             result, scores = run_zeroshot(em, test, task_name=task, prompts=args.prompts, settings=settings)
@@ -131,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
                         em, test, method=args.method, max_length=None, limit=args.generate_limit, settings=settings
                     )
                     results.append(gen)
+            if grounding:
+                results.append(run_grounding(em, test, settings=settings))
             write_results(args.out_dir / "results.json", results, config=vars_config(args))
     table = args.out_dir / "results.md"
     table.write_text(

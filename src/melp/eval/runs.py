@@ -1,4 +1,4 @@
-"""The evaluation protocols as functions (design.md "Evaluation"): zero-shot, linear probe, retrieval, generation.
+"""The evaluation protocols as functions (design.md "Evaluation"): zero-shot, linear probe, retrieval, generation, grounding.
 
 Each takes an :class:`~melp.eval.random_baseline.EvalModel` and store references and returns
 results objects (:mod:`melp.eval.results`); the ``melp`` subcommands and ``melp eval-suite`` are thin
@@ -26,6 +26,17 @@ from melp.data.tasks import SPLITS, SplitScheme, TaskSpec, get_task, label_matri
 from melp.data.transforms import Compose, build_transform
 from melp.eval.bootstrap import bootstrap_means
 from melp.eval.embed import extract_embeddings
+from melp.eval.grounding import (
+    FALLBACK_HALF_WIDTH_S,
+    GROUNDED_CODES,
+    LINKS,
+    frames_covered,
+    grounding_scores,
+    grounding_targets,
+    has_beat_truth,
+    sentence_frame_attention,
+    summarise,
+)
 from melp.eval.probe import ProbeConfig, ProbeHead, probe_scores, train_linear_probe, train_logistic_probe
 from melp.eval.prompts import class_prompts, load_prompt_bank
 from melp.eval.random_baseline import EvalModel
@@ -350,3 +361,62 @@ def run_generation(
         config=config,
     )
     return result, pairs
+
+
+@torch.no_grad()
+def run_grounding(em: EvalModel, test: str | Path, *, settings: Settings) -> dict[str, Any]:
+    """Beat-level grounding of PVC/PAC sentences on their ectopic beats (:mod:`melp.eval.grounding`).
+
+    Needs a store with beat ground truth (``melp synth``). Each record with a PVC or PAC sentence and
+    beats of that type runs once through the model (batched); a sentence cut off by the tokenizer's
+    truncation is left out and counted in ``n_truncated``.
+    """
+    em.require_text("beat-level grounding")
+    sel = select(test, settings)
+    store = sel.store
+    if not has_beat_truth(store.meta):
+        raise SystemExit(
+            f"{sel.name} has no beat ground truth (beat_samples, beat_types, qrs_*); use a `melp synth` store"
+        )
+    targets = grounding_targets(store.meta, sel.indices, fs=float(store.fs))
+    if not targets:
+        raise SystemExit(f"{sel.name} has no record with a PVC or PAC sentence and beats of that type")
+    fs_model = float(em.fs or store.fs)
+    rows = np.asarray(sorted({t.row for t in targets}), dtype=np.int64)
+    dataset = ECGDataset(store, indices=rows, transform=eval_transform(em, store, sel.leads))
+    reports = store.meta["report"].fillna("").astype(str).to_numpy()
+    collator = _collator(em)
+    em.model.eval()
+    attention: dict[int, dict[str, np.ndarray]] = {}  # store row -> link -> (S_b, N)
+    for start in tqdm(
+        range(0, len(rows), settings.batch_size), desc="ground", unit="batch", disable=not settings.progress
+    ):
+        chunk = range(start, min(start + settings.batch_size, len(rows)))
+        ecg = torch.stack([dataset[i]["ecg"] for i in chunk])
+        ids, mask = collator.tokenize([reports[rows[i]] for i in chunk])
+        for i, maps in zip(chunk, sentence_frame_attention(em.model, ecg, ids, mask)):
+            attention[int(rows[i])] = maps
+    kept = [t for t in targets if t.sentence < len(attention[t.row]["cosine"])]
+    if not kept:
+        raise SystemExit(f"every PVC/PAC sentence of {sel.name} was cut off by the tokenizer's max_length")
+    covered = np.stack([frames_covered(t.windows, n_frames=attention[t.row]["cosine"].shape[1], fs=fs_model)
+                        for t in kept])  # fmt: skip
+    scores = {link: grounding_scores(np.stack([attention[t.row][link][t.sentence] for t in kept]), covered)
+              for link in LINKS}  # fmt: skip
+    metrics, boot = summarise([t.code for t in kept], scores, n_resamples=settings.n_bootstrap, seed=settings.seed)
+    metrics |= {"n_records": len({t.row for t in kept}), "n_truncated": len(targets) - len(kept)}
+    config = {
+        "protocol": "grounding",
+        "test": str(test),
+        "codes": list(GROUNDED_CODES),
+        "beat_window": f"QRS onset..offset (R ± {1000 * FALLBACK_HALF_WIDTH_S:g} ms where undefined)",
+        "links": {"cosine": "softmax(5 x cosine(sentence, beat emb))", "alpha": "local loss alpha (raw dot products)"},
+        "model_fs": fs_model,
+        "store_fs": float(store.fs),
+        "n_bootstrap": settings.n_bootstrap,
+        "seed": settings.seed,
+    }
+    return result_dict(
+        task="grounding", model=em.name, dataset=sel.name, metrics=metrics, per_class=None, boot=boot,
+        config=config,
+    )  # fmt: skip

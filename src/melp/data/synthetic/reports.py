@@ -117,6 +117,14 @@ def split_sentences(report: str) -> list[str]:
     return [s.strip() for s in report.strip().split(".") if s.strip()]
 
 
+def sentence_code(sentence: str) -> str | None:
+    """The label code a synthetic report sentence states (case-insensitive, full stop optional), else None.
+
+    Summary lines ("Abnormal ECG") and sentences this module does not write give None.
+    """
+    return _SENTENCE_TO_CODE.get(sentence.strip().rstrip(".").strip().lower())
+
+
 def parse_report(report: str) -> list[str]:
     """Label codes stated by a synthetic report, in :data:`LABEL_CODES` order.
 
