@@ -15,6 +15,7 @@ from melp.data.synthetic.reports import sentence_code, split_sentences
 from melp.eval.grounding import (
     FALLBACK_HALF_WIDTH_S,
     beat_windows,
+    best_query_scores,
     frames_covered,
     grounding_scores,
     grounding_targets,
@@ -62,6 +63,21 @@ def test_grounding_scores_equal_a_naive_loop() -> None:
         assert s["hit"][k] == float(covered[k, int(np.argmax(attention[k]))])
     with pytest.raises(ValueError, match="at least one ectopic frame"):
         grounding_scores(attention, np.zeros_like(covered))
+
+
+def test_best_query_is_the_query_with_most_mass_on_the_ectopic_frames() -> None:
+    covered = np.stack([_covered(4, [2]), _covered(4, [0, 1])])  # (S=2, N=4)
+    queries = np.array([[0.25, 0.25, 0.25, 0.25], [0.0, 0.0, 1.0, 0.0], [0.5, 0.5, 0.0, 0.0]])  # (Q=3, N)
+    best = best_query_scores(np.stack([queries, queries]), covered)
+    assert best["mass_ratio"].tolist() == [4.0, 2.0] and best["hit"].tolist() == [1.0, 1.0]
+    rng = np.random.default_rng(2)
+    attn = rng.dirichlet(np.ones(6), size=(3, 5))  # (S, Q, N)
+    cov = rng.random((3, 6)) < 0.4
+    cov[:, 0] = True
+    got = best_query_scores(attn, cov)
+    for k in range(3):
+        naive = max(float(attn[k, q][cov[k]].sum()) for q in range(5))
+        assert got["mass"][k] == pytest.approx(naive)
 
 
 def test_frames_of_a_500_hz_store_read_by_a_100_hz_model() -> None:
@@ -159,6 +175,7 @@ def test_batched_attention_equals_the_report_runners_one_record_path(
         np.testing.assert_allclose(got["cosine"], expected, atol=1e-5)
         np.testing.assert_allclose(got["cosine"].sum(axis=1), 1.0, atol=1e-5)
         np.testing.assert_allclose(got["alpha"].sum(axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(got["queries"], single.beat_attn, atol=1e-5)
         assert got["cosine"].shape == (len(split_sentences(runner.store.meta["report"][row])), 5000 // 5 // 16)
 
 
@@ -188,6 +205,8 @@ def test_melp_ground_end_to_end_for_model_and_random_baseline(
             assert m[f"{link}/mass_ratio"] == pytest.approx(m[f"{link}/mass_ratio"])  # finite
             lo, hi = res["ci95"][f"{link}/mass_ratio"]
             assert lo <= m[f"{link}/mass_ratio"] <= hi
+        # a link's attention is a mixture of the queries': never more mass than the best query
+        assert m["best_query/mass"] >= max(m["cosine/mass"], m["alpha/mass"]) - 1e-9
     assert results[0]["metrics"]["chance_hit_rate"] == results[1]["metrics"]["chance_hit_rate"]
     table = comparison_table(results)
     assert "| grounding | grounding |" in table and "cosine/mass_ratio" in table and "alpha/hit_rate" in table

@@ -20,6 +20,10 @@ any window (store and model rates may differ: everything is mapped by time). Per
   (the mass of uniform attention, and the hit rate of a random pointer);
 - ``mass_ratio`` = mass / share (1 = uniform); ``hit``: the arg-max frame is ectopic (pointing game).
 
+``best_query`` scores, beside the two links, the single beat query whose attention puts the most
+mass on the sentence's ectopic frames (chosen with the ground truth): an upper bound for any link
+that picks one query, which tells whether the links or the beat queries themselves fall short.
+
 Shapes: S sentences, Q beat queries, N frames, D embedding width, K beats.
 """
 
@@ -133,11 +137,25 @@ def grounding_targets(meta: pd.DataFrame, rows: np.ndarray, *, fs: float) -> lis
     return targets
 
 
+def best_query_scores(beat_attn: np.ndarray, covered: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`grounding_scores` of the best beat query for each sentence (the most mass on its ectopic frames).
+
+    Args:
+        beat_attn: ``(S, Q, N)`` the queries' attention over frames of each sentence's record.
+        covered: ``(S, N)`` bool, each sentence's ectopic frames.
+    """
+    s, q, n = beat_attn.shape
+    per_query = grounding_scores(beat_attn.reshape(s * q, n), np.repeat(covered, q, axis=0))
+    best = per_query["mass"].reshape(s, q).argmax(axis=1)  # (S,)
+    return {name: v.reshape(s, q)[np.arange(s), best] for name, v in per_query.items()}
+
+
 @torch.no_grad()
 def sentence_frame_attention(
     model: Any, ecg: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
 ) -> list[dict[str, np.ndarray]]:
-    """Each record's sentences' attention over frames, by link (``cosine``, ``alpha``): ``(S_b, N)`` per record.
+    """Each record's sentences' attention over frames by link (``cosine``, ``alpha``: ``(S_b, N)``) and the
+    beat queries' attention over frames (``queries``: ``(Q, N)``).
 
     Args:
         model: a :class:`~melp.models.MELP` in eval mode.
@@ -157,6 +175,7 @@ def sentence_frame_attention(
             {
                 "cosine": sentence_time_attention(cosine, beat_attn[b]),
                 "alpha": sentence_time_attention(alpha[b][valid], beat_attn[b]),
+                "queries": beat_attn[b],
             }
         )
     return out

@@ -129,7 +129,14 @@ _HEADLINE = {
     "finetune": ("macro_auroc",),
     "retrieval": ("ecg2text_R@1", "ecg2text_R@10", "text2ecg_R@1", "text2ecg_R@10"),
     "generation": ("bleu4", "rouge_l", "clinical_micro_f1"),
-    "grounding": ("cosine/mass_ratio", "cosine/hit_rate", "alpha/mass_ratio", "alpha/hit_rate", "chance_hit_rate"),
+    "grounding": (
+        "cosine/mass_ratio",
+        "cosine/hit_rate",
+        "alpha/mass_ratio",
+        "alpha/hit_rate",
+        "chance_hit_rate",
+        "best_query/mass_ratio",
+    ),
 }
 
 

@@ -30,6 +30,7 @@ from melp.eval.grounding import (
     FALLBACK_HALF_WIDTH_S,
     GROUNDED_CODES,
     LINKS,
+    best_query_scores,
     frames_covered,
     grounding_scores,
     grounding_targets,
@@ -387,7 +388,7 @@ def run_grounding(em: EvalModel, test: str | Path, *, settings: Settings) -> dic
     reports = store.meta["report"].fillna("").astype(str).to_numpy()
     collator = _collator(em)
     em.model.eval()
-    attention: dict[int, dict[str, np.ndarray]] = {}  # store row -> link -> (S_b, N)
+    attention: dict[int, dict[str, np.ndarray]] = {}  # store row -> link -> (S_b, N), "queries" -> (Q, N)
     for start in tqdm(
         range(0, len(rows), settings.batch_size), desc="ground", unit="batch", disable=not settings.progress
     ):
@@ -403,6 +404,7 @@ def run_grounding(em: EvalModel, test: str | Path, *, settings: Settings) -> dic
                         for t in kept])  # fmt: skip
     scores = {link: grounding_scores(np.stack([attention[t.row][link][t.sentence] for t in kept]), covered)
               for link in LINKS}  # fmt: skip
+    scores["best_query"] = best_query_scores(np.stack([attention[t.row]["queries"] for t in kept]), covered)
     metrics, boot = summarise([t.code for t in kept], scores, n_resamples=settings.n_bootstrap, seed=settings.seed)
     metrics |= {"n_records": len({t.row for t in kept}), "n_truncated": len(targets) - len(kept)}
     config = {
@@ -410,7 +412,11 @@ def run_grounding(em: EvalModel, test: str | Path, *, settings: Settings) -> dic
         "test": str(test),
         "codes": list(GROUNDED_CODES),
         "beat_window": f"QRS onset..offset (R ± {1000 * FALLBACK_HALF_WIDTH_S:g} ms where undefined)",
-        "links": {"cosine": "softmax(5 x cosine(sentence, beat emb))", "alpha": "local loss alpha (raw dot products)"},
+        "links": {
+            "cosine": "softmax(5 x cosine(sentence, beat emb))",
+            "alpha": "local loss alpha (raw dot products)",
+            "best_query": "the beat query with the most mass on the ectopic frames (ground truth; an upper bound)",
+        },
         "model_fs": fs_model,
         "store_fs": float(store.fs),
         "n_bootstrap": settings.n_bootstrap,
