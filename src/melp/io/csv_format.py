@@ -51,7 +51,7 @@ def read(path: Path, hints: dict[str, Any]) -> RawECG:
         sep=sep_arg,
         header=0 if has_header else None,
         dtype=str,
-        engine="python",
+        engine="python" if sep == " " else "c",
         skipinitialspace=True,
         keep_default_na=False,
     )
@@ -65,11 +65,15 @@ def read(path: Path, hints: dict[str, Any]) -> RawECG:
     elif len(names) != frame.shape[1]:
         raise RecordError(f"{len(names)} lead names given for {frame.shape[1]} columns")
     values = frame.apply(pd.to_numeric, errors="coerce")
-    # an empty cell or a literal NaN is a missing sample (the NaN policy applies later); other text is an error
-    missing = frame.apply(lambda column: column.str.strip().str.lower().isin(["", "nan"]))
-    bad = values.isna() & ~missing
-    if bad.to_numpy().any():
-        row, col = np.argwhere(bad.to_numpy())[0]
+    nan = values.isna().to_numpy()
+    if nan.any():
+        # an empty cell or a literal NaN is a missing sample (the NaN policy applies later); other text is an error
+        missing = frame.apply(lambda column: column.str.strip().str.lower().isin(["", "nan"])).to_numpy()
+        bad = nan & ~missing
+    else:
+        bad = nan
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
         line = row + (2 if has_header else 1)
         raise RecordError(f"non-numeric value {frame.iat[row, col]!r} in column {names[col]!r} at line {line}")
     fs = require_fs(hints, "a CSV file")
