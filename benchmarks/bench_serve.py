@@ -13,7 +13,7 @@ there, else a synthetic 10 s 500 Hz ``.npy``. The model is ``--model DIR`` (e.g.
 ``runs/demo/run/final``) or, by default, a randomly initialised model of the ``tiny`` preset:
 random weights write reports up to the length limit, the slowest case for generation.
 
-Run: ``.venv/bin/python -m benchmarks.bench_serve [--quick] [--model DIR] [--backends torch onnx]``.
+Run: ``.venv/bin/python -m benchmarks.bench_serve [--quick] [--model DIR] [--backends torch onnx] [--threads 1 2]``.
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ def tiny_model(out: Path) -> Path:
     """A randomly initialised ``tiny``-preset MELP with a tiny BERT, tokenizer fitted to the prompt bank."""
     import torch
 
+    from melp.configs import preset_path
     from melp.eval.prompts import load_prompt_bank
     from melp.models import MELP, train_wordpiece_tokenizer
     from melp.models.tokenizer import build_bert_config, build_text_model_dir
-    from melp.configs import preset_path
     from melp.train.config import load_pretrain_config
 
     texts = [p for v in load_prompt_bank().values() for p in v] * 3
@@ -78,9 +78,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(model_dir: Path, backend: str, port: int, onnx_file: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    model_dir: Path, backend: str, port: int, onnx_file: Path, threads: int, extra: list[str]
+) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "melp.cli.main", "serve", "--model", str(model_dir), "--host", HOST]
-    cmd += ["--port", str(port), "--backend", backend, "--onnx", str(onnx_file)]
+    cmd += ["--port", str(port), "--backend", backend, "--onnx", str(onnx_file), "--threads", str(threads)]
+    cmd += extra
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -146,10 +149,18 @@ def load_level(
 
 
 def measure_backend(
-    model_dir: Path, backend: str, onnx_file: Path, files: list[tuple[str, bytes]], data: dict[str, str], quick: bool
+    model_dir: Path,
+    backend: str,
+    onnx_file: Path,
+    files: list[tuple[str, bytes]],
+    data: dict[str, str],
+    *,
+    quick: bool,
+    threads: int,
+    extra: list[str],
 ) -> dict[str, Any]:
     port = free_port()
-    proc = start_server(model_dir, backend, port, onnx_file)
+    proc = start_server(model_dir, backend, port, onnx_file, threads, extra)
     url = f"http://{HOST}:{port}/api/predict"
     try:
         health = httpx.get(f"http://{HOST}:{port}/api/health").json()
@@ -161,16 +172,20 @@ def measure_backend(
         for clients in LEVELS:
             budget = clients * (2 if quick else 6)
             levels.append(load_level(url, files, data, clients=clients, budget=budget, cap_s=30 if quick else 120))
-            print(f"{backend:5s} {levels[-1]}", flush=True)
+            print(f"{backend:5s} threads {threads} {levels[-1]}", flush=True)
+        scores_only = load_level(url, files, {**data, "report": "false"}, clients=1, budget=3 if quick else 6, cap_s=60)
+        print(f"{backend:5s} scores only {scores_only}", flush=True)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     return {
         "backend": health["backend"],
+        "threads": threads,
         "first_result_ms": round(first_ms, 1),
         "first_timing_ms": first["timing_ms"],
         "report_tokens": len(first["report"]["text"].split()) if first["report"]["available"] else 0,
         "levels": levels,
+        "scores_only_1_client": scores_only,
     }
 
 
@@ -179,7 +194,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="2 requests per client per level instead of 6")
     parser.add_argument("--model", type=Path, help="a saved model (default: a random tiny-preset model)")
     parser.add_argument("--backends", nargs="+", default=["torch", "onnx"], choices=("torch", "onnx"))
+    parser.add_argument(
+        "--max-report-tokens", type=int, help="melp serve --max-report-tokens (default: the model's limit)"
+    )
+    parser.add_argument("--threads", nargs="+", type=int, default=[1], help="melp serve --threads values (default 1)")
     args = parser.parse_args()
+    extra = [] if args.max_report_tokens is None else ["--max-report-tokens", str(args.max_report_tokens)]
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         root = Path(tmp)
         model_dir = args.model if args.model is not None else tiny_model(root)
@@ -188,7 +208,11 @@ def main() -> int:
             export = [sys.executable, "-m", "melp.cli.main", "export-onnx", "--model", str(model_dir)]
             subprocess.run([*export, "--out", str(onnx_file)], check=True, capture_output=True)
         files, data, record = record_files(root)
-        results = [measure_backend(model_dir, b, onnx_file, files, data, args.quick) for b in args.backends]
+        results = [
+            measure_backend(model_dir, b, onnx_file, files, data, quick=args.quick, threads=t, extra=extra)
+            for t in args.threads
+            for b in args.backends
+        ]
     write_result(
         "bench_serve",
         {
@@ -202,6 +226,7 @@ def main() -> int:
                 "requests_per_client": 2 if args.quick else 6,
                 "request": "POST /api/predict: read + zero-shot (9 CPSC classes) + beam-3 report + sentence attention",
                 "host": HOST,
+                "max_report_tokens": args.max_report_tokens,
             },
             "results": results,
         },

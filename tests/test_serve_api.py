@@ -258,3 +258,17 @@ def test_bad_settings_are_refused(model_dir: Path, tmp_path: Path) -> None:
         PredictionService.load(ServeConfig(model_dir=tmp_path))
     with pytest.raises(FileNotFoundError, match="melp export-onnx"):
         PredictionService.load(ServeConfig(model_dir=model_dir, backend="onnx"))
+
+
+def test_upload_names_and_labels_are_cleaned() -> None:
+    from melp.serve.uploads import parse_labels, safe_name
+
+    assert safe_name("../../etc/passwd", 0) == "passwd"
+    assert safe_name("C:\\Users\\x\\E07500.hea", 0) == "E07500.hea"
+    assert safe_name("a b;rm -rf.xml", 1) == "a_b_rm_-rf.xml"
+    assert safe_name("...", 2) == "upload2" and safe_name(None, 3) == "upload3"
+    assert parse_labels(" atrial  fibrillation ,Sinus rhythm;\nsinus RHYTHM,, ") == [
+        "atrial fibrillation",
+        "Sinus rhythm",
+    ]
+    assert parse_labels("") == [] and parse_labels(None) == []

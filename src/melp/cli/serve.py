@@ -31,9 +31,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--onnx", type=Path, metavar="FILE", help="exported tower (default DIR/ecg_tower.onnx)")
     parser.add_argument("--task", default="cpsc2018", help="default zero-shot label set (default cpsc2018)")
     parser.add_argument(
+        "--max-report-tokens",
+        type=int,
+        help="longest generated report in tokens (default: the model's text.max_length, at most 64)",
+    )
+    parser.add_argument("--beams", type=int, default=3, help="beams of the report's beam search (default 3)")
+    parser.add_argument(
         "--min-leads", type=int, default=8, help="refuse files with fewer standard leads, derived included (default 8)"
     )
-    parser.add_argument("--threads", type=int, help="torch / ONNX Runtime threads (default: the libraries' choice)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch / ONNX Runtime threads per model call (default 1, see docs/serve.md)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
             task=args.task,
             threads=args.threads,
             min_leads=args.min_leads,
+            max_report_tokens=args.max_report_tokens,
+            num_beams=args.beams,
         )
         service = PredictionService.load(config)
         service.warm_up()

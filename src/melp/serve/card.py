@@ -76,6 +76,11 @@ def model_card(predictor: Any, *, backend: dict[str, Any], task: str) -> dict[st
         "training": _training(model_dir),
         "presets": {"shipped": preset_names(), "matches": matching_preset(model.config)},
         "zero_shot": {"default_task": task, "available": predictor.has_text},
-        "report_generation": {"available": predictor.has_text, "max_length": predictor.config.max_report_length},
+        "report_generation": {
+            "available": predictor.has_text,
+            "method": "beam",
+            "num_beams": predictor.config.num_beams,
+            "max_length": predictor.config.max_report_length,
+        },
         "backend": backend,
     }

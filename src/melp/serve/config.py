@@ -26,7 +26,13 @@ class ServeConfig:
             ``auto``: ONNX Runtime when the exported file exists and a start-up timing finds it faster.
         onnx_path: the exported tower (default ``model_dir/ecg_tower.onnx``).
         task: the default zero-shot label set (:func:`melp.data.tasks.get_task`).
-        threads: torch / ONNX Runtime intra-op threads (``None``: the libraries' defaults).
+        threads: torch / ONNX Runtime intra-op threads of the model calls (``None``: the libraries'
+            defaults, one per core). Default 1: a prediction is many small operations (a beam search
+            over a small decoder), which more threads slow down, badly so on a loaded machine
+            (docs/performance.md, "Serve").
+        max_report_tokens: longest generated report in tokens (``None``: the model's ``text.max_length``,
+            at most 64); generation is most of a prediction's time, about linear in this length.
+        num_beams: beams of the report's beam search.
         min_leads: refuse files with fewer standard leads, derived limb leads included (8: what a
             12-lead cart stores, I, II, V1–V6; the model reads 12-lead ECGs and masks the rest).
     """
@@ -38,8 +44,10 @@ class ServeConfig:
     backend: Backend = "auto"
     onnx_path: Path | None = None
     task: str = "cpsc2018"
-    threads: int | None = None
+    threads: int | None = 1
     min_leads: int = 8
+    max_report_tokens: int | None = None
+    num_beams: int = 3
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -50,6 +58,10 @@ class ServeConfig:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
         if not 1 <= self.min_leads <= 12:
             raise ValueError(f"min_leads must be in 1..12, got {self.min_leads}")
+        if self.max_report_tokens is not None and self.max_report_tokens < 2:
+            raise ValueError(f"max_report_tokens must be >= 2, got {self.max_report_tokens}")
+        if self.num_beams < 1:
+            raise ValueError(f"num_beams must be >= 1, got {self.num_beams}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
 

@@ -115,8 +115,8 @@ class PredictionService:
             )
         model = MELP.from_pretrained(path).eval()
         backend, runner = _choose_backend(model, config)
-        longest = min(InferenceConfig.max_report_length, model.config.text.max_length)  # generate() refuses more
-        inference = InferenceConfig(task=config.task, max_report_length=longest)
+        longest = min(config.max_report_tokens or InferenceConfig.max_report_length, model.config.text.max_length)
+        inference = InferenceConfig(task=config.task, max_report_length=longest, num_beams=config.num_beams)
         predictor = ECGPredictor(model=runner, config=inference, model_dir=path)
         logger.info("model %s loaded; ECG tower on %s (%s)", path, backend["name"], backend["reason"])
         return cls(predictor=predictor, config=config, backend=backend)
