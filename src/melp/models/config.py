@@ -12,6 +12,9 @@ from typing import Any, Literal
 
 ECGSize = Literal["micro", "tiny", "small", "base", "large"]
 
+#: The standard lead order of every melp store (``melp.data.leads.STANDARD_LEADS``).
+STANDARD_LEAD_ORDER: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
 
 @dataclass(frozen=True)
 class ECGShape:
@@ -138,6 +141,11 @@ class MELPConfig:
         embed_dim: shared embedding width (beat, sentence, global latents).
         pooler_heads: heads of both attentional poolers.
         fs, seconds, normalization: the ECG input the model was trained on (for users and evaluation).
+        lead_order: the order of the leads the model reads (rows of its (B, 12, T) input); stores hold
+            the standard order and ``build_transform(lead_order=...)`` permutes into this one. The
+            released weights read MIMIC-IV-ECG's order (aVF before aVL).
+        ecg_only: the model has the ECG tower and its heads only (no text encoder, caption decoder,
+            tokenizer or logit scale), e.g. the authors' released encoder; see ``MELP.has_text``.
         mask_value: how an absent lead is shown to the model: ``"zero"`` (the reference: 0 after the
             min-max scaling, i.e. the record's minimum) or ``"baseline"`` (0 mV before scaling).
             Pretraining's random lead masking writes it, and inference fills missing leads with it.
@@ -155,6 +163,8 @@ class MELPConfig:
     seconds: float = 10.0
     normalization: Literal["minmax", "zscore", "none"] = "minmax"
     mask_value: Literal["zero", "baseline"] = "zero"
+    lead_order: list[str] = field(default_factory=lambda: list(STANDARD_LEAD_ORDER))
+    ecg_only: bool = False
     logit_scale_init: float = math.log(1 / 0.07)
     logit_scale_max: float = math.log(100.0)
 

@@ -5,6 +5,9 @@ convolutional positional encoding → post-LN transformer. No quantiser, no ``fi
 embedding: every parameter is used, so DDP needs no ``find_unused_parameters`` (spec §9 item 23).
 
 Dims: B batch, C leads, T samples, N = T // 16 frames, D width.
+
+Parameter names differ from the reference's (fairseq-signals ``Wav2Vec2CMSCModel``);
+:mod:`melp.models.reference` maps one to the other.
 """
 
 from __future__ import annotations
@@ -151,14 +154,13 @@ class ECGEncoder(nn.Module):
             raise ValueError("ECG batch contains NaN or infinite values")
 
     def forward(self, ecg: torch.Tensor) -> torch.Tensor:
-        """(B, C, T) → (B, N, D) with N = T // 16; frame n covers samples [16 n, 16 n + 16).
+        """(B, C, T) → (B, N, D) with N = T // 16 (5000 samples → 312 frames, 1000 → 62).
 
-        Any length T ≥ 16 is accepted (5000 samples → 312 frames, as in the reference). The last
-        ``T % 16`` samples, which no frame covers, are dropped first; the reference let them into
-        the first block's GroupNorm statistics (over time) without any frame covering them.
+        As in the reference, the whole input enters the conv stack: each stride-2 block halves the
+        length with floor (1000 → 500 → 250 → 125 → 62), so the first block's GroupNorm statistics
+        cover all of its T // 2 output steps, including those no final frame covers.
         """
         self.check_input(ecg)
-        ecg = ecg[..., : ecg.shape[-1] // DOWNSAMPLE * DOWNSAMPLE]  # (B, C, 16 N)
         x = grad_multiply(self.feature_extractor(ecg), self.feature_grad_mult)  # (B, C', N)
         x = self.layer_norm(x.transpose(1, 2))  # (B, N, C')
         x = self.dropout_input(self.post_extract_proj(x))  # (B, N, D)

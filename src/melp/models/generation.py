@@ -66,7 +66,7 @@ class _Stepper:
     """Next-token log-probabilities for growing sequences, with or without key/value caches."""
 
     def __init__(self, model: MELP, memory: torch.Tensor, *, use_cache: bool) -> None:
-        self.model = model
+        self.text, self.decoder = model.text_tower("generation")
         self.memory = memory  # (B', M, W)
         self.use_cache = use_cache
         self.text_cache: Any = None
@@ -75,12 +75,12 @@ class _Stepper:
     def log_probs(self, seqs: torch.Tensor) -> torch.Tensor:
         """(B', t) sequences → (B', V) fp32 log-probabilities of the next token."""
         if not self.use_cache:
-            states, _ = self.model.text.step(seqs)  # (B', t, H)
-            logits = self.model.decoder(states, self.memory)
+            states, _ = self.text.step(seqs)  # (B', t, H)
+            logits = self.decoder(states, self.memory)
         else:
             new = seqs if self.text_cache is None else seqs[:, -1:]
-            states, self.text_cache = self.model.text.step(new, self.text_cache)  # (B', l, H)
-            logits = self.model.decoder(states, self.memory, cache=self.decoder_cache)
+            states, self.text_cache = self.text.step(new, self.text_cache)  # (B', l, H)
+            logits = self.decoder(states, self.memory, cache=self.decoder_cache)
         return F.log_softmax(logits[:, -1].float(), dim=-1)
 
     def reorder(self, index: torch.Tensor) -> None:
@@ -95,7 +95,8 @@ def generate(
     model: MELP, ecg: torch.Tensor, *, config: GenerationConfig, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Token ids (B, ≤ max_length) for ECGs (B, 12, T); the model is in eval mode meanwhile."""
-    config.validate(model.text.bert.config.vocab_size)
+    text, _ = model.text_tower("generation")
+    config.validate(text.bert.config.vocab_size)
     if config.max_length > model.config.text.max_length:
         raise ValueError(
             f"max_length={config.max_length} exceeds the model's text.max_length={model.config.text.max_length}"

@@ -22,7 +22,7 @@ from torch import nn
 from transformers import BertModel, PreTrainedTokenizerBase
 
 from melp.config import config_from_dict, config_to_dict
-from melp.models.config import MELPConfig
+from melp.models.config import STANDARD_LEAD_ORDER, MELPConfig
 from melp.models.decoder import CaptionDecoder
 from melp.models.ecg_encoder import ECGEncoder
 from melp.models.generation import GenerationConfig, generate
@@ -38,14 +38,24 @@ FORMAT_VERSION = 1
 
 
 class MELP(nn.Module):
-    """Multi-scale ECG-language model. Build with :meth:`from_text_model` or :meth:`from_pretrained`."""
+    """Multi-scale ECG-language model. Build with :meth:`from_text_model` or :meth:`from_pretrained`.
+
+    With ``config.ecg_only`` (e.g. the authors' released encoder, :meth:`from_reference`) only the ECG
+    tower and its heads exist: ``text``, ``decoder``, ``tokenizer`` and ``logit_scale`` are None,
+    :meth:`encode_ecg` works, and :meth:`encode_text`, :meth:`generate` and :meth:`forward` raise
+    ValueError.
+    """
 
     def __init__(
         self, *, config: MELPConfig, bert: BertModel | None = None, tokenizer: PreTrainedTokenizerBase | None = None
     ) -> None:
         super().__init__()
+        if sorted(config.lead_order) != sorted(STANDARD_LEAD_ORDER):
+            raise ValueError(f"lead_order must list the 12 standard leads once each, got {config.lead_order}")
+        if config.ecg_only and (bert is not None or tokenizer is not None):
+            raise ValueError("an ECG-only model (config.ecg_only) takes no text model or tokenizer")
         self.config = config
-        self.tokenizer = tokenizer
+        self.tokenizer = None if config.ecg_only else tokenizer
         self.ecg_encoder = ECGEncoder(config=config.ecg)
         width, embed = self.ecg_encoder.width, config.embed_dim
         self.beat_pooler = AttentionalPooler(
@@ -60,10 +70,28 @@ class MELP(nn.Module):
             heads=config.pooler_heads,
         )
         self.caption_norm = LayerNormFp32(config.decoder.width)
-        self.text = TextEncoder(config=config.text, embed_dim=embed, bert=bert)
-        vocab = self.text.bert.config.vocab_size
-        self.decoder = CaptionDecoder(config=config.decoder, input_dim=self.text.hidden_size, vocab_size=vocab)
-        self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init))
+        self.text: TextEncoder | None = None
+        self.decoder: CaptionDecoder | None = None
+        self.logit_scale: nn.Parameter | None = None
+        if not config.ecg_only:
+            self.text = TextEncoder(config=config.text, embed_dim=embed, bert=bert)
+            vocab = self.text.bert.config.vocab_size
+            self.decoder = CaptionDecoder(config=config.decoder, input_dim=self.text.hidden_size, vocab_size=vocab)
+            self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init))
+
+    @property
+    def has_text(self) -> bool:
+        """Whether the model has a text tower (text encoder, caption decoder, tokenizer ids)."""
+        return self.text is not None
+
+    def text_tower(self, what: str) -> tuple[TextEncoder, CaptionDecoder]:
+        """The text encoder and caption decoder; ValueError naming ``what`` for an ECG-only model."""
+        if self.text is None or self.decoder is None:
+            raise ValueError(
+                f"{what} needs a text tower, and this model has none (ECG tower only, e.g. converted from the "
+                "reference's released encoder); attach one by pretraining with --init-ecg MODEL --text-model DIR"
+            )
+        return self.text, self.decoder
 
     def encode_ecg(self, ecg: torch.Tensor, *, with_attention: bool = True) -> dict[str, torch.Tensor]:
         """Encode ECGs (B, 12, T).
@@ -93,7 +121,8 @@ class MELP(nn.Module):
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Encode collated reports (B, L); see :meth:`TextEncoder.forward` for the outputs."""
-        return self.text(input_ids, attention_mask)
+        text, _ = self.text_tower("encode_text")
+        return text(input_ids, attention_mask)
 
     def forward(
         self, *, ecg: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -106,11 +135,13 @@ class MELP(nn.Module):
             (B, L - 1) = ``input_ids[:, 1:]`` (pads are ``text.pad_token_id``); ``logit_scale``, the
             CLIP temperature parameter in log space (a scalar; the multiplier is its exponential).
         """
+        _, decoder = self.text_tower("the training forward pass")
+        assert self.logit_scale is not None
         if ecg.shape[0] != input_ids.shape[0]:
             raise ValueError(f"batch sizes differ: {ecg.shape[0]} ECGs, {input_ids.shape[0]} reports")
         e = self.encode_ecg(ecg, with_attention=False)
         t = self.encode_text(input_ids, attention_mask)
-        logits = self.decoder(t["token_embs"][:, :-1], e["ecg_tokens"])  # (B, L - 1, V)
+        logits = decoder(t["token_embs"][:, :-1], e["ecg_tokens"])  # (B, L - 1, V)
         return {
             "ecg_latent": e["ecg_latent"],
             "text_latent": t["text_latent"],
@@ -125,7 +156,8 @@ class MELP(nn.Module):
     @torch.no_grad()
     def clamp_logit_scale_(self) -> None:
         """Clamp the log logit scale to [0, ``logit_scale_max``] (call after every optimiser step)."""
-        self.logit_scale.clamp_(0.0, self.config.logit_scale_max)
+        if self.logit_scale is not None:
+            self.logit_scale.clamp_(0.0, self.config.logit_scale_max)
 
     def generate(
         self,
@@ -147,6 +179,7 @@ class MELP(nn.Module):
         Returns:
             Token ids (B, ≤ max_length): ``[BOS] w1 … [SEP] [PAD] …``, the collator's layout.
         """
+        self.text_tower("generate")
         cfg = GenerationConfig(
             method=method,
             max_length=max_length,
@@ -189,7 +222,36 @@ class MELP(nn.Module):
             sentence_delimiter_id=_token_id(tok, SENTENCE_DELIMITER),
             special_token_ids=sorted(int(i) for i in tok.all_special_ids),
         )
-        return cls(config=replace(config, text=text), bert=bert, tokenizer=tok)
+        return cls(config=replace(config, text=text, ecg_only=False), bert=bert, tokenizer=tok)
+
+    @classmethod
+    def from_reference(cls, source: str | Path, *, dtype: torch.dtype = torch.float32) -> MELP:
+        """The authors' released encoder (or a reference checkpoint) as an ECG-only MELP.
+
+        ``source``: an HF-style directory (``config.json`` + ``model.safetensors``, e.g.
+        ``fuyingw/MELP_Encoder``), a bare ``.safetensors`` or a Lightning ``.ckpt`` (read with
+        ``torch.load(weights_only=True)`` only). See :mod:`melp.models.reference`.
+        """
+        from melp.models.reference import load_reference
+
+        return load_reference(source, dtype=dtype)
+
+    @torch.no_grad()
+    def load_ecg_side_(self, source: MELP) -> None:
+        """Copy ``source``'s ECG tower and heads (every weight outside the text tower) into this model.
+
+        Raises:
+            ValueError: the two ECG sides differ in a key or a shape (build this model's config with
+                :func:`ecg_side_config` of the source's).
+        """
+        mine = {k: v for k, v in self.state_dict().items() if not k.startswith(TEXT_TOWER_PREFIXES)}
+        theirs = {k: v for k, v in source.state_dict().items() if not k.startswith(TEXT_TOWER_PREFIXES)}
+        if sorted(mine) != sorted(theirs):
+            raise ValueError(f"ECG sides differ in keys: {sorted(set(mine) ^ set(theirs))[:5]}")
+        for key, value in theirs.items():
+            if mine[key].shape != value.shape:
+                raise ValueError(f"{key}: shape {tuple(value.shape)} in the source, {tuple(mine[key].shape)} here")
+            mine[key].copy_(value)
 
     def save_pretrained(self, directory: str | Path, *, tokenizer: PreTrainedTokenizerBase | None = None) -> Path:
         """Write ``config.json``, ``model.safetensors`` and the tokenizer files to ``directory``."""
@@ -200,10 +262,10 @@ class MELP(nn.Module):
         state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
         save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
         tok = tokenizer if tokenizer is not None else self.tokenizer
-        if tok is None:
-            logger.warning("saving %s without a tokenizer; pass tokenizer= to make it self-contained", out)
-        else:
+        if tok is not None and not self.config.ecg_only:
             tok.save_pretrained(out)
+        elif not self.config.ecg_only:
+            logger.warning("saving %s without a tokenizer; pass tokenizer= to make it self-contained", out)
         return out
 
     @classmethod
@@ -216,10 +278,31 @@ class MELP(nn.Module):
         if meta.get("model_type") != "melp":
             raise ValueError(f"{path / CONFIG_FILE} is not a MELP config (model_type={meta.get('model_type')!r})")
         config = config_from_dict(MELPConfig, meta["config"])
-        tokenizer = load_tokenizer(path) if (path / "tokenizer_config.json").is_file() else None
+        has_tokenizer = (path / "tokenizer_config.json").is_file() and not config.ecg_only
+        tokenizer = load_tokenizer(path) if has_tokenizer else None
         model = cls(config=config, tokenizer=tokenizer)
         model.load_state_dict(load_file(str(path / WEIGHTS_FILE), device=str(map_location)))
         return model.eval()
+
+
+#: State-dict prefixes of the text tower (absent from an ECG-only model).
+TEXT_TOWER_PREFIXES = ("text.", "decoder.", "logit_scale")
+
+#: MELPConfig fields that belong to the ECG side (tower, heads, expected input).
+ECG_SIDE_FIELDS = (
+    "ecg", "n_beat_queries", "n_caption_queries", "embed_dim", "pooler_heads", "fs", "seconds", "normalization",
+    "lead_order",
+)  # fmt: skip
+
+
+def ecg_side_config(config: MELPConfig, ecg_side: MELPConfig) -> MELPConfig:
+    """``config`` with the ECG side (tower shape, heads, input format, caption width) of ``ecg_side``.
+
+    Used to attach a text tower to a converted encoder: the caption pooler's width is the caption
+    decoder's, so ``decoder.width`` comes from ``ecg_side`` too.
+    """
+    fields = {name: getattr(ecg_side, name) for name in ECG_SIDE_FIELDS}
+    return replace(config, **fields, decoder=replace(config.decoder, width=ecg_side.decoder.width), ecg_only=False)
 
 
 def _load_causal_bert(path: str | Path) -> BertModel:
