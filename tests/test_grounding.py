@@ -33,21 +33,29 @@ def _covered(n: int, frames: list[int]) -> np.ndarray:
 def test_attention_all_on_the_ectopic_frames_scores_one_over_the_uniform_share() -> None:
     covered = _covered(10, [2, 3, 7])
     attention = covered / covered.sum()
-    s = grounding_scores(attention[None], covered[None])
+    s = grounding_scores(attention[None], covered[None], _covered(10, [2, 3, 5, 7])[None])  # frame 5: a normal beat
     assert s["mass"][0] == pytest.approx(1.0)
     assert s["share"][0] == pytest.approx(0.3)
     assert s["mass_ratio"][0] == pytest.approx(1 / 0.3)
     assert s["hit"][0] == 1.0
+    assert s["beat_share"][0] == pytest.approx(0.75) and s["beat_mass_ratio"][0] == pytest.approx(4 / 3)
 
 
 def test_uniform_attention_scores_ratio_one_and_attention_on_a_normal_beat_misses() -> None:
-    covered = _covered(8, [5])
-    uniform = grounding_scores(np.full((1, 8), 1 / 8), covered[None])
+    covered, beats = _covered(8, [5]), _covered(8, [1, 5])  # frame 1: a normal beat
+    uniform = grounding_scores(np.full((1, 8), 1 / 8), covered[None], beats[None])
     assert uniform["mass_ratio"][0] == pytest.approx(1.0) and uniform["mass"][0] == pytest.approx(1 / 8)
+    assert uniform["beat_mass_ratio"][0] == pytest.approx(1.0) and uniform["beat_share"][0] == pytest.approx(0.5)
     on_normal = np.zeros(8)
-    on_normal[1] = 1.0  # a normal beat's frame
-    miss = grounding_scores(on_normal[None], covered[None])
+    on_normal[1] = 1.0
+    miss = grounding_scores(on_normal[None], covered[None], beats[None])
     assert miss["hit"][0] == 0.0 and miss["mass"][0] == 0.0 and miss["mass_ratio"][0] == 0.0
+    assert miss["beat_mass_ratio"][0] == 0.0
+    off_beats = np.zeros(8)
+    off_beats[3] = 1.0  # between beats: no mass on any beat
+    assert grounding_scores(off_beats[None], covered[None], beats[None])["beat_mass_ratio"][0] == 0.0
+    with pytest.raises(ValueError, match="beat frame"):
+        grounding_scores(on_normal[None], covered[None], _covered(8, [1])[None])
 
 
 def test_grounding_scores_equal_a_naive_loop() -> None:
@@ -55,26 +63,29 @@ def test_grounding_scores_equal_a_naive_loop() -> None:
     attention = rng.dirichlet(np.ones(20), size=6)  # (S, N)
     covered = rng.random((6, 20)) < 0.2
     covered[:, 0] = True
-    s = grounding_scores(attention, covered)
+    beats = covered | (rng.random((6, 20)) < 0.3)
+    s = grounding_scores(attention, covered, beats)
     for k in range(6):
         mass = sum(attention[k, n] for n in range(20) if covered[k, n])
-        share = sum(covered[k]) / 20
+        beat_mass = sum(attention[k, n] for n in range(20) if beats[k, n])
+        share, beat_share = sum(covered[k]) / 20, sum(covered[k]) / sum(beats[k])
         assert s["mass"][k] == pytest.approx(mass) and s["mass_ratio"][k] == pytest.approx(mass / share)
         assert s["hit"][k] == float(covered[k, int(np.argmax(attention[k]))])
+        assert s["beat_mass_ratio"][k] == pytest.approx(mass / beat_mass / beat_share)
     with pytest.raises(ValueError, match="at least one ectopic frame"):
-        grounding_scores(attention, np.zeros_like(covered))
+        grounding_scores(attention, np.zeros_like(covered), beats)
 
 
 def test_best_query_is_the_query_with_most_mass_on_the_ectopic_frames() -> None:
     covered = np.stack([_covered(4, [2]), _covered(4, [0, 1])])  # (S=2, N=4)
     queries = np.array([[0.25, 0.25, 0.25, 0.25], [0.0, 0.0, 1.0, 0.0], [0.5, 0.5, 0.0, 0.0]])  # (Q=3, N)
-    best = best_query_scores(np.stack([queries, queries]), covered)
+    best = best_query_scores(np.stack([queries, queries]), covered, np.ones_like(covered))
     assert best["mass_ratio"].tolist() == [4.0, 2.0] and best["hit"].tolist() == [1.0, 1.0]
     rng = np.random.default_rng(2)
     attn = rng.dirichlet(np.ones(6), size=(3, 5))  # (S, Q, N)
     cov = rng.random((3, 6)) < 0.4
     cov[:, 0] = True
-    got = best_query_scores(attn, cov)
+    got = best_query_scores(attn, cov, np.ones_like(cov))
     for k in range(3):
         naive = max(float(attn[k, q][cov[k]].sum()) for q in range(5))
         assert got["mass"][k] == pytest.approx(naive)
@@ -120,6 +131,7 @@ def test_targets_are_finding_sentences_with_beats_of_their_type() -> None:
     targets = grounding_targets(meta, np.arange(3), fs=100)
     assert [(t.row, t.sentence, t.code) for t in targets] == [(0, 1, "PVC"), (2, 1, "PAC"), (2, 2, "PVC")]
     assert targets[0].windows.tolist() == [[3.8, 4.61]]
+    assert targets[0].all_windows.tolist() == [[0.9, 1.41], [3.8, 4.61], [6.9, 7.41]]
     assert targets[1].windows == pytest.approx(np.array([[2.9, 3.41], [8.9, 9.41]]))
     assert grounding_targets(meta.drop(columns="qrs_onsets"), np.arange(3), fs=100) == []
 
@@ -127,7 +139,7 @@ def test_targets_are_finding_sentences_with_beats_of_their_type() -> None:
 def test_summary_means_per_code_and_overall() -> None:
     covered = np.stack([_covered(4, [0]), _covered(4, [0, 1]), _covered(4, [3])])
     attention = np.array([[1.0, 0, 0, 0], [0.25, 0.25, 0.25, 0.25], [0.5, 0, 0, 0.5]])
-    scores = {"cosine": grounding_scores(attention, covered)}
+    scores = {"cosine": grounding_scores(attention, covered, np.ones_like(covered))}
     metrics, boot = summarise(["PVC", "PAC", "PVC"], scores, n_resamples=50, seed=0)
     assert metrics["n_sentences"] == 3 and metrics["PVC/n_sentences"] == 2 and metrics["PAC/n_sentences"] == 1
     assert metrics["cosine/mass_ratio"] == pytest.approx((4 + 1 + 2) / 3)
@@ -135,6 +147,7 @@ def test_summary_means_per_code_and_overall() -> None:
     assert metrics["PVC/cosine/hit_rate"] == pytest.approx(0.5)  # the tie in row 3 goes to frame 0: not ectopic
     assert metrics["cosine/hit_rate"] == pytest.approx(2 / 3)  # row 2's uniform tie also goes to frame 0: ectopic
     assert metrics["chance_hit_rate"] == pytest.approx((0.25 + 0.5 + 0.25) / 3)
+    assert metrics["chance_beat_hit_rate"] == pytest.approx(metrics["chance_hit_rate"])  # every frame a beat frame
     lo, hi = boot.ci95["cosine/mass_ratio"]
     assert lo <= metrics["cosine/mass_ratio"] <= hi and boot.n_valid == 50
     assert "PAC/cosine/mass_ratio" in boot.ci95
@@ -199,9 +212,10 @@ def test_melp_ground_end_to_end_for_model_and_random_baseline(
         assert res["config"]["store_fs"] == 500 and res["config"]["model_fs"] == 100
         assert m["PVC/n_sentences"] == expected["PVC"] and m["PAC/n_sentences"] == expected["PAC"]
         assert m["n_sentences"] == expected["PVC"] + expected["PAC"] and m["n_truncated"] == 0
-        assert 0.0 < m["chance_hit_rate"] < 0.5
+        assert 0.0 < m["chance_hit_rate"] < m["chance_beat_hit_rate"] < 1.0
         for link in ("cosine", "alpha"):
             assert 0.0 <= m[f"{link}/hit_rate"] <= 1.0 and 0.0 <= m[f"{link}/mass"] <= 1.0
+            assert m[f"{link}/beat_mass_ratio"] > 0.0
             assert m[f"{link}/mass_ratio"] == pytest.approx(m[f"{link}/mass_ratio"])  # finite
             lo, hi = res["ci95"][f"{link}/mass_ratio"]
             assert lo <= m[f"{link}/mass_ratio"] <= hi

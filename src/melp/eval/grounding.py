@@ -18,7 +18,12 @@ any window (store and model rates may differ: everything is mapped by time). Per
 
 - ``mass``: attention on the ectopic frames; ``share``: the fraction of frames that are ectopic
   (the mass of uniform attention, and the hit rate of a random pointer);
-- ``mass_ratio`` = mass / share (1 = uniform); ``hit``: the arg-max frame is ectopic (pointing game).
+- ``mass_ratio`` = mass / share (1 = uniform); ``hit``: the arg-max frame is ectopic (pointing game);
+- ``beat_share``: the fraction of *beat* frames (frames on any beat's window) that are ectopic, the
+  hit rate of a pointer that lands on a random beat's frame, a stricter chance level than ``share``
+  (an encoder that merely attends to QRS complexes beats ``share``); ``beat_mass_ratio`` =
+  (mass on the ectopic frames / mass on all beat frames) / ``beat_share``, 1 when the attention
+  among beats does not prefer the ectopic ones (0 when no attention falls on a beat).
 
 ``best_query`` scores, beside the two links, the single beat query whose attention puts the most
 mass on the sentence's ectopic frames (chosen with the ground truth): an upper bound for any link
@@ -57,12 +62,14 @@ class Target:
         sentence: the sentence's position in the report (0 = first).
         code: ``PVC`` or ``PAC``.
         windows: ``(K, 2)`` ``[start, end)`` in seconds of each beat of type ``code``.
+        all_windows: ``(K', 2)`` the same for every beat of the record (normal and ectopic).
     """
 
     row: int
     sentence: int
     code: str
     windows: np.ndarray
+    all_windows: np.ndarray
 
 
 def has_beat_truth(meta: pd.DataFrame) -> bool:
@@ -95,25 +102,35 @@ def frames_covered(windows: np.ndarray, *, n_frames: int, fs: float) -> np.ndarr
     return np.asarray(((start < windows[None, :, 1]) & (end > windows[None, :, 0])).any(axis=1))
 
 
-def grounding_scores(attention: np.ndarray, covered: np.ndarray) -> dict[str, np.ndarray]:
+def grounding_scores(attention: np.ndarray, covered: np.ndarray, on_beats: np.ndarray) -> dict[str, np.ndarray]:
     """Per-sentence scores of attention rows against their ectopic frames.
 
     Args:
         attention: ``(S, N)`` each sentence's attention over frames (rows sum to 1).
         covered: ``(S, N)`` bool, the frames on that sentence's ectopic beats (at least one per row).
+        on_beats: ``(S, N)`` bool, the frames on any beat of the record (a superset of ``covered``).
 
     Returns:
-        ``mass``, ``share``, ``mass_ratio`` and ``hit`` (0/1), each ``(S,)``.
+        ``mass``, ``share``, ``mass_ratio``, ``hit`` (0/1), ``beat_share`` and ``beat_mass_ratio``, each ``(S,)``.
     """
-    attention, covered = np.atleast_2d(attention).astype(np.float64), np.atleast_2d(covered).astype(bool)
-    if attention.shape != covered.shape:
-        raise ValueError(f"attention {attention.shape} and covered frames {covered.shape} differ")
+    attention = np.atleast_2d(attention).astype(np.float64)
+    covered, on_beats = np.atleast_2d(covered).astype(bool), np.atleast_2d(on_beats).astype(bool)
+    if not attention.shape == covered.shape == on_beats.shape:
+        raise ValueError(
+            f"attention {attention.shape}, ectopic {covered.shape} and beat frames {on_beats.shape} differ"
+        )
     if not covered.any(axis=1).all():
         raise ValueError("every sentence needs at least one ectopic frame")
+    if (covered & ~on_beats).any():
+        raise ValueError("every ectopic frame must be a beat frame")
     mass = (attention * covered).sum(axis=1)
     share = covered.mean(axis=1)
     hit = covered[np.arange(len(covered)), attention.argmax(axis=1)].astype(np.float64)
-    return {"mass": mass, "share": share, "mass_ratio": mass / share, "hit": hit}
+    beat_mass = (attention * on_beats).sum(axis=1)
+    beat_share = covered.sum(axis=1) / on_beats.sum(axis=1)
+    beat_ratio = np.divide(mass, beat_mass * beat_share, out=np.zeros_like(mass), where=beat_mass > 0)
+    return {"mass": mass, "share": share, "mass_ratio": mass / share, "hit": hit, "beat_share": beat_share,
+            "beat_mass_ratio": beat_ratio}  # fmt: skip
 
 
 def grounding_targets(meta: pd.DataFrame, rows: np.ndarray, *, fs: float) -> list[Target]:
@@ -125,27 +142,30 @@ def grounding_targets(meta: pd.DataFrame, rows: np.ndarray, *, fs: float) -> lis
         record = meta.iloc[int(row)]
         types = np.asarray(record["beat_types"], dtype=str)
         beats = np.asarray(record["beat_samples"], dtype=np.int64)
+        onsets = np.asarray(record["qrs_onsets"], dtype=np.int64)
+        offsets = np.asarray(record["qrs_offsets"], dtype=np.int64)
         for k, sentence in enumerate(split_sentences(str(record["report"] or ""))):
             code = sentence_code(sentence)
             chosen = (types == code) & (beats >= 0)
             if code not in GROUNDED_CODES or not chosen.any():
                 continue
-            onsets = np.asarray(record["qrs_onsets"], dtype=np.int64)[chosen]
-            offsets = np.asarray(record["qrs_offsets"], dtype=np.int64)[chosen]
-            windows = beat_windows(beats[chosen], onsets, offsets, fs=fs)
-            targets.append(Target(row=int(row), sentence=k, code=str(code), windows=windows))
+            every = beat_windows(beats[beats >= 0], onsets[beats >= 0], offsets[beats >= 0], fs=fs)
+            windows = beat_windows(beats[chosen], onsets[chosen], offsets[chosen], fs=fs)
+            targets.append(Target(row=int(row), sentence=k, code=str(code), windows=windows, all_windows=every))
     return targets
 
 
-def best_query_scores(beat_attn: np.ndarray, covered: np.ndarray) -> dict[str, np.ndarray]:
+def best_query_scores(beat_attn: np.ndarray, covered: np.ndarray, on_beats: np.ndarray) -> dict[str, np.ndarray]:
     """:func:`grounding_scores` of the best beat query for each sentence (the most mass on its ectopic frames).
 
     Args:
         beat_attn: ``(S, Q, N)`` the queries' attention over frames of each sentence's record.
-        covered: ``(S, N)`` bool, each sentence's ectopic frames.
+        covered: ``(S, N)`` bool, each sentence's ectopic frames; ``on_beats``: ``(S, N)`` its record's beat frames.
     """
     s, q, n = beat_attn.shape
-    per_query = grounding_scores(beat_attn.reshape(s * q, n), np.repeat(covered, q, axis=0))
+    per_query = grounding_scores(
+        beat_attn.reshape(s * q, n), np.repeat(covered, q, axis=0), np.repeat(on_beats, q, axis=0)
+    )
     best = per_query["mass"].reshape(s, q).argmax(axis=1)  # (S,)
     return {name: v.reshape(s, q)[np.arange(s), best] for name, v in per_query.items()}
 
@@ -191,7 +211,8 @@ def summarise(
         scores: per link, :func:`grounding_scores` of the M sentences.
 
     Returns:
-        metrics ``{[CODE/]LINK/mass_ratio|hit_rate|mass, [CODE/]chance_hit_rate, [CODE/]n_sentences}`` and
+        metrics ``{[CODE/]LINK/mass_ratio|hit_rate|mass|beat_mass_ratio, [CODE/]chance_hit_rate,
+        [CODE/]chance_beat_hit_rate, [CODE/]n_sentences}`` and
         a bootstrap result holding every interval (the bookkeeping is the overall scope's).
     """
     if not codes:
@@ -206,10 +227,15 @@ def summarise(
         metrics[f"{prefix}n_sentences"] = int(keep.sum())
         if not keep.any():
             continue
-        values = {f"{prefix}chance_hit_rate": next(iter(scores.values()))["share"][keep]}
+        first = next(iter(scores.values()))
+        values = {
+            f"{prefix}chance_hit_rate": first["share"][keep],
+            f"{prefix}chance_beat_hit_rate": first["beat_share"][keep],
+        }
         for link, s in scores.items():
             values |= {f"{prefix}{link}/mass_ratio": s["mass_ratio"][keep], f"{prefix}{link}/hit_rate": s["hit"][keep],
-                       f"{prefix}{link}/mass": s["mass"][keep]}  # fmt: skip
+                       f"{prefix}{link}/mass": s["mass"][keep],
+                       f"{prefix}{link}/beat_mass_ratio": s["beat_mass_ratio"][keep]}  # fmt: skip
         metrics |= {name: float(v.mean()) for name, v in values.items()}
         boot = bootstrap_means(values, n_resamples=n_resamples, seed=seed)
         ci |= boot.ci95

@@ -135,6 +135,8 @@ _HEADLINE = {
         "alpha/mass_ratio",
         "alpha/hit_rate",
         "chance_hit_rate",
+        "chance_beat_hit_rate",
+        "cosine/beat_mass_ratio",
         "best_query/mass_ratio",
     ),
 }

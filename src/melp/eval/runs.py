@@ -400,11 +400,12 @@ def run_grounding(em: EvalModel, test: str | Path, *, settings: Settings) -> dic
     kept = [t for t in targets if t.sentence < len(attention[t.row]["cosine"])]
     if not kept:
         raise SystemExit(f"every PVC/PAC sentence of {sel.name} was cut off by the tokenizer's max_length")
-    covered = np.stack([frames_covered(t.windows, n_frames=attention[t.row]["cosine"].shape[1], fs=fs_model)
-                        for t in kept])  # fmt: skip
-    scores = {link: grounding_scores(np.stack([attention[t.row][link][t.sentence] for t in kept]), covered)
+    n_frames = [attention[t.row]["cosine"].shape[1] for t in kept]
+    covered = np.stack([frames_covered(t.windows, n_frames=n, fs=fs_model) for t, n in zip(kept, n_frames)])
+    on_beats = np.stack([frames_covered(t.all_windows, n_frames=n, fs=fs_model) for t, n in zip(kept, n_frames)])
+    scores = {link: grounding_scores(np.stack([attention[t.row][link][t.sentence] for t in kept]), covered, on_beats)
               for link in LINKS}  # fmt: skip
-    scores["best_query"] = best_query_scores(np.stack([attention[t.row]["queries"] for t in kept]), covered)
+    scores["best_query"] = best_query_scores(np.stack([attention[t.row]["queries"] for t in kept]), covered, on_beats)
     metrics, boot = summarise([t.code for t in kept], scores, n_resamples=settings.n_bootstrap, seed=settings.seed)
     metrics |= {"n_records": len({t.row for t in kept}), "n_truncated": len(targets) - len(kept)}
     config = {
