@@ -5,7 +5,7 @@ pydicom's ``waveform_ecg.dcm``, the shared WFDB/CinC/CPSC/PTB records, and 12-le
 this benchmark writes with each format's own library (EDF with edfio, BDF, CSV, NumPy, CODE-15 HDF5
 with h5py). What is timed is the whole call: detection, parsing, decoding, leads by name, mV.
 
-Run: ``.venv/bin/python -m benchmarks.bench_read_formats [--repeats N]``.
+Run: ``.venv/bin/python -m benchmarks.bench_read_formats [--repeats N] [--quick]``.
 """
 
 from __future__ import annotations
@@ -71,7 +71,10 @@ def written_files(root: Path) -> dict[str, tuple[Path, dict]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="3 repeats")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats = 3
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         files = {**shared_files(), **written_files(Path(tmp))}
