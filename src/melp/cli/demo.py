@@ -41,6 +41,7 @@ class DemoSize:
     """Data size and training length of a preset (chosen to fit the 10-minute, 2-core budget)."""
 
     n_train: int
+    n_eval: int
     text_steps: int
     steps: int
     generate: int
@@ -51,12 +52,13 @@ class DemoSize:
 SIZES: dict[str, DemoSize] = {
     "tiny": DemoSize(
         n_train=3000,
+        n_eval=600,
         text_steps=40,
         steps=1000,
         generate=100,
         overrides=("training.val_every=150",),
     ),
-    "micro": DemoSize(n_train=300, text_steps=20, steps=30, generate=8),
+    "micro": DemoSize(n_train=300, n_eval=60, text_steps=20, steps=30, generate=8),
 }
 
 
@@ -126,7 +128,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="tiny",
         help="model/training preset shipped in melp/configs/ (default tiny)",
     )
-    parser.add_argument("--n", type=int, default=None, help="synthetic training records (val and test get n/5 each)")
+    parser.add_argument(
+        "--n", type=int, default=None, help="synthetic training records (val and test get n/5 each unless --n-eval)"
+    )
+    parser.add_argument("--n-eval", type=int, default=None, help="synthetic validation and test records each")
     parser.add_argument("--steps", type=int, default=None, help="stage-2 optimizer steps (default: the preset's)")
     parser.add_argument("--text-steps", type=int, default=None, help="stage-1 masked-LM steps (default: the preset's)")
     parser.add_argument(
@@ -148,6 +153,9 @@ def make_plan(args: argparse.Namespace) -> DemoPlan:
     n_train = args.n if args.n is not None else size.n_train
     if n_train < 20:
         raise ValueError(f"--n must be at least 20 records (got {n_train})")
+    n_eval = args.n_eval if args.n_eval is not None else max(10, n_train // 5) if args.n is not None else size.n_eval
+    if n_eval < 10:
+        raise ValueError(f"--n-eval must be at least 10 records (got {n_eval})")
     given = {split: getattr(args, split) for split in ("train", "val", "test")}
     if any(given.values()) and not all(given.values()):
         raise ValueError("give all three of --train, --val and --test, or none of them to synthesise the stores")
@@ -167,8 +175,8 @@ def make_plan(args: argparse.Namespace) -> DemoPlan:
         seconds=args.seconds,
         seed=args.seed,
         n_train=n_train,
-        n_val=max(10, n_train // 5),
-        n_test=max(10, n_train // 5),
+        n_val=n_eval,
+        n_test=n_eval,
         text_steps=args.text_steps if args.text_steps is not None else size.text_steps,
         steps=args.steps if args.steps is not None else size.steps,
         n_generate=size.generate,
@@ -261,10 +269,11 @@ def evaluations(plan: DemoPlan) -> list[tuple[str, str, str, list[str]]]:
             str(scores),
         ]
         runs.append(("zero-shot", model, f"{tag}_zeroshot", [*argv, *common]))
-        for fraction in PROBE_FRACTIONS:
-            argv = ["probe", *_model_args(plan, model), "--train", train, "--val", val, "--test", test]
-            argv += ["--task", plan.task, "--fraction", str(fraction), *common]
-            runs.append((f"linear probe {fraction:.0%}", model, f"{tag}_probe_{fraction:g}", argv))
+        for head, title, stem in (("adamw", "linear probe", "probe"), ("logreg", "logistic probe", "logreg")):
+            for fraction in PROBE_FRACTIONS:
+                argv = ["probe", *_model_args(plan, model), "--train", train, "--val", val, "--test", test]
+                argv += ["--task", plan.task, "--fraction", str(fraction), "--head", head, *common]
+                runs.append((f"{title} {fraction:.0%}", model, f"{tag}_{stem}_{fraction:g}", argv))
         runs.append(
             ("retrieval", model, f"{tag}_retrieve", ["retrieve", *_model_args(plan, model), "--test", test, *common])
         )
