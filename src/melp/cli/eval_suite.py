@@ -24,7 +24,7 @@ from pathlib import Path
 from melp.eval.options import SIZES, leads_from
 
 COMMAND = "eval-suite"
-HELP = "Run zero-shot, linear probes on 1, 10 and 100 percent of the labels, retrieval and generation for a model and the random-encoder baseline."
+HELP = "Run zero-shot, linear probes on 1, 10 and 100 percent of the labels, retrieval, generation and (synthetic stores) beat-level grounding for a model and the random-encoder baseline."
 
 logger = logging.getLogger(__name__)
 
@@ -118,24 +118,32 @@ def run(args: argparse.Namespace) -> int:
         size = args.size or models[0].model.config.ecg.size
         models.append(load_eval_model("random", size=size, seed=args.model_seed, text_from=args.model))
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    results = []
+    results: list[dict[str, object]] = []
+    skipped: list[dict[str, str]] = []
     for k, test in enumerate(args.test):
         task = args.task[k] if args.task else None
         reports = _has_reports(test, settings)
         grounding = reports and _has_grounding(test, settings)
         for em in models:
             logger.info("dataset %s, model %s", test, em.name)
-            result, scores = run_zeroshot(em, test, task_name=task, prompts=args.prompts, settings=settings)
-            results.append(result)
-            csv = args.out_dir / f"{em.name.replace('/', '-')}_{k}_zeroshot_scores.csv"
-            write_scores_csv(csv, ids=scores.ids, labels=scores.labels, classes=scores.classes, scores=scores.scores)
+            if em.has_text:
+                result, scores = run_zeroshot(em, test, task_name=task, prompts=args.prompts, settings=settings)
+                results.append(result)
+                csv = args.out_dir / f"{em.name.replace('/', '-')}_{k}_zeroshot_scores.csv"
+                write_scores_csv(
+                    csv, ids=scores.ids, labels=scores.labels, classes=scores.classes, scores=scores.scores
+                )
+            else:
+                for protocol in ("zeroshot", "retrieval", "generation"):
+                    skipped.append({"model": em.name, "dataset": test, "protocol": protocol, "reason": NO_TEXT})
+                logger.warning("%s on %s: zero-shot, retrieval and generation skipped: %s", em.name, test, NO_TEXT)
             if args.train:
                 probe = ProbeConfig(seed=args.seed)
                 for head in PROBE_HEADS:  # the paper's protocol, then the converged logistic probe
                     runs = run_probe(em, train=args.train[k], val=args.val[k], test=test, task_name=task,
                                      fractions=list(args.fractions), probe=probe, settings=settings, head=head)  # fmt: skip
                     results += [r for r, _ in runs]
-            if reports:
+            if reports and em.has_text:
                 results.append(run_retrieval(em, test, settings=settings))
                 if not args.no_generate:
                     gen, _ = run_generation(
@@ -144,18 +152,30 @@ def run(args: argparse.Namespace) -> int:
                     results.append(gen)
             if grounding:
                 results.append(run_grounding(em, test, settings=settings))
-            write_results(args.out_dir / "results.json", results, config=vars_config(args))
+            write_results(args.out_dir / "results.json", results, config={**vars_config(args), "skipped": skipped})
     table = args.out_dir / "results.md"
     table.write_text(
         "## Model vs random-encoder baseline\n\n"
         + comparison_table(results)
         + "\n## All metrics\n\n"
-        + markdown_table(results),
+        + markdown_table(results)
+        + _skipped_section(skipped),
         encoding="utf-8",
     )
     logger.info("results:\n%s", comparison_table(results))
     logger.info("wrote %s and %s", args.out_dir / "results.json", table)
     return 0
+
+
+NO_TEXT = "the model has no text tower (ECG-only, e.g. the converted released encoder)"
+
+
+def _skipped_section(skipped: list[dict[str, str]]) -> str:
+    """Markdown list of the protocols skipped, with the reason, or nothing."""
+    if not skipped:
+        return ""
+    lines = [f"- {s['protocol']} of {s['model']} on {s['dataset']}: {s['reason']}" for s in skipped]
+    return "\n## Skipped\n\n" + "\n".join(lines) + "\n"
 
 
 def vars_config(args: argparse.Namespace) -> dict[str, object]:
