@@ -50,6 +50,11 @@ class EvalModel:
 
     def require_text(self, what: str) -> None:
         """Raise a clear error when ``what`` needs a text side this model lacks."""
+        if not self.model.has_text:
+            raise SystemExit(
+                f"{what} needs a text tower; {self.name} is an ECG-only model (e.g. converted from the released "
+                "encoder): use probe/finetune/embeddings, or attach a text tower by pretraining with --init-ecg"
+            )
         if not self.has_text or self.model.tokenizer is None:
             raise SystemExit(
                 f"{what} needs a text encoder and tokenizer; a random model has one only with "
@@ -79,7 +84,7 @@ def random_model(size: ECGSize, *, seed: int, text_from: MELP | None = None) -> 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MELP(config=config, tokenizer=None if text_from is None else text_from.tokenizer)
-    if text_from is not None:
+    if text_from is not None and text_from.has_text:
         text_state = {k: v for k, v in text_from.state_dict().items() if k.startswith(_TEXT_PREFIXES)}
         missing = model.load_state_dict(text_state, strict=False)
         if missing.unexpected_keys:
@@ -108,7 +113,8 @@ def load_eval_model(
     if spec != RANDOM:
         directory = resolve_model_dir(spec)
         model = MELP.from_pretrained(directory)
-        return EvalModel(model, model_name(directory), f"melp-{_weights_id(directory)}", True, model.config.fs)
+        name, cache_id = model_name(directory), f"melp-{_weights_id(directory)}"
+        return EvalModel(model, name, cache_id, model.has_text, model.config.fs)
     if size is None:
         raise SystemExit("--model random needs --size (micro, tiny, small, base or large)")
     if text_from is not None:
@@ -120,4 +126,5 @@ def load_eval_model(
     logger.info(
         "random-encoder baseline: size %s, seed %d%s", size, seed, f", text side from {text_from}" if donor else ""
     )
-    return EvalModel(model, f"random-{size}", f"random-{size}-seed{seed}{text_id}", donor is not None, fs)
+    has_text = donor is not None and donor.has_text
+    return EvalModel(model, f"random-{size}", f"random-{size}-seed{seed}{text_id}", has_text, fs)

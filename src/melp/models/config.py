@@ -141,9 +141,10 @@ class MELPConfig:
         embed_dim: shared embedding width (beat, sentence, global latents).
         pooler_heads: heads of both attentional poolers.
         fs, seconds, normalization: the ECG input the model was trained on (for users and evaluation).
-        lead_order: the order of the leads the model reads (rows of its (B, 12, T) input); stores hold
-            the standard order and ``build_transform(lead_order=...)`` permutes into this one. The
-            released weights read MIMIC-IV-ECG's order (aVF before aVL).
+        lead_order: the lead order the ECG tower's weights were trained on. Inputs to ``MELP`` are
+            always in the standard order (that of every store); ``encode_ecg`` permutes them into this
+            order first, so no caller has to. The released weights read MIMIC-IV-ECG's order (aVF
+            before aVL).
         ecg_only: the model has the ECG tower and its heads only (no text encoder, caption decoder,
             tokenizer or logit scale), e.g. the authors' released encoder; see ``MELP.has_text``.
         mask_value: how an absent lead is shown to the model: ``"zero"`` (the reference: 0 after the

@@ -56,6 +56,8 @@ class MELP(nn.Module):
             raise ValueError("an ECG-only model (config.ecg_only) takes no text model or tokenizer")
         self.config = config
         self.tokenizer = None if config.ecg_only else tokenizer
+        order = [STANDARD_LEAD_ORDER.index(lead) for lead in config.lead_order]
+        self._lead_index = None if order == sorted(order) else order
         self.ecg_encoder = ECGEncoder(config=config.ecg)
         width, embed = self.ecg_encoder.width, config.embed_dim
         self.beat_pooler = AttentionalPooler(
@@ -94,7 +96,7 @@ class MELP(nn.Module):
         return self.text, self.decoder
 
     def encode_ecg(self, ecg: torch.Tensor, *, with_attention: bool = True) -> dict[str, torch.Tensor]:
-        """Encode ECGs (B, 12, T).
+        """Encode ECGs (B, 12, T), leads in the standard order (permuted here to ``config.lead_order``).
 
         Returns:
             ``ecg_latent`` (B, E) L2-normalised zero-shot embedding; ``probe_emb`` (B, E) linear-probe
@@ -103,6 +105,9 @@ class MELP(nn.Module):
             (B, N, D) encoder output; ``beat_attn`` (B, Q, N) head-averaged beat-query attention
             over frames (only when ``with_attention``).
         """
+        if self._lead_index is not None:
+            self.ecg_encoder.check_input(ecg)
+            ecg = ecg[:, self._lead_index]  # standard order → the weights' order (config.lead_order)
         frames = self.ecg_encoder(ecg)  # (B, N, D)
         beats, attn = self.beat_pooler(frames, return_weights=with_attention)  # (B, Q, E), (B, Q, N)
         beats = self.beat_norm(beats)
