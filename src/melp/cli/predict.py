@@ -117,12 +117,17 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _figure(pred: Any, path: Path, out_dir: Path) -> Path | None:
+def _figure(pred: Any, path: Path, out_dir: Path, used: set[Path]) -> Path:
+    """Draw ``pred`` to ``out_dir/<stem>.png`` (``<stem>-2.png``... when two inputs share a stem)."""
     from melp.report.alignment import ecg_paper_figure
     from melp.viz.ecg_paper import plot_ecg
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{path.stem}.png"
+    target, n = out_dir / f"{path.stem}.png", 1
+    while target in used:
+        n += 1
+        target = out_dir / f"{path.stem}-{n}.png"
+    used.add(target)
     if pred.alignment is not None:
         fig = ecg_paper_figure(pred.alignment)
     else:
@@ -154,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
     )
     figure_dir = args.figure_dir or (args.out.parent if args.out is not None else Path("."))
     results, rows, failed = [], [], 0
+    figures: set[Path] = set()
     for path in files:
         try:
             record = read_ecg(path, **read_hints(args))
@@ -168,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         result = pred.to_dict()
         if args.figure:
-            result["figure"] = str(_figure(pred, path, figure_dir))
+            result["figure"] = str(_figure(pred, path, figure_dir, figures))
         results.append(result)
         rows.append(_row(path, pred, args.top))
     sys.stdout.write(_table(rows))
