@@ -64,11 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def expand_files(paths: list[Path]) -> list[Path]:
     """Files as given; a folder gives its files (recursively, WFDB signal files replaced by their header)."""
-    from melp.data.readers.files import _record_files
+    from melp.data.readers.files import record_files
 
     out: list[Path] = []
     for path in paths:
-        out.extend(_record_files(path) if path.is_dir() else [path])
+        out.extend(record_files(path) if path.is_dir() else [path])
     return out
 
 

@@ -40,7 +40,8 @@ class FileItem(NamedTuple):
     hints: tuple[tuple[str, Any], ...]
 
 
-def _record_files(root: Path) -> list[Path]:
+def record_files(root: Path) -> list[Path]:
+    """The files under ``root`` that are records (sorted; hidden files, READMEs and WFDB signal files left out)."""
     files = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root)
@@ -81,7 +82,7 @@ def list_items(
         raise ValueError(f"--report-from must be one of {', '.join(REPORT_FROM)}, got {report_from!r}")
     frozen = tuple(sorted((k, v) for k, v in (hints or {}).items() if v is not None))
     items = []
-    for path in _record_files(root):
+    for path in record_files(root):
         stem = str(path.relative_to(root))
         exams = _hdf5_exams(path)
         if exams is None:
