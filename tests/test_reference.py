@@ -289,3 +289,36 @@ def test_probe_and_eval_suite_with_an_encoder_only_model(micro_model: tuple[Path
     with pytest.raises(SystemExit, match="ECG-only"):
         main(["zeroshot", "--model", str(tmp_path / "enc"), "--test", f"{store}:test", "--no-progress",
               "--out", str(tmp_path / "zs.json")])  # fmt: skip
+
+
+def test_pretrain_attaches_a_text_tower_to_a_converted_ecg_tower(
+    micro_model: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``melp pretrain --init-ecg``: the ECG side starts as the ECG-only model's, the text side is new."""
+    from melp.cli.pretrain import build_pretrainer
+    from melp.configs import resolve_config
+    from melp.models.melp import TEXT_TOWER_PREFIXES, ecg_side_config
+    from melp.train.config import load_pretrain_config
+    from melp.train.distributed import init_distributed
+
+    store, _ = micro_model
+    text = store.parent / "text"
+    torch.manual_seed(0)
+    encoder = MELP(config=_ecg_only_config(fs=100)).eval()
+    encoder.save_pretrained(tmp_path / "enc")
+    cfg = load_pretrain_config(resolve_config("micro"), ["training.max_steps=1"])
+    cfg = replace(cfg, model=ecg_side_config(cfg.model, encoder.config))
+    trainer = build_pretrainer(
+        cfg, train=[str(store)], val=[], text_model=str(text), run_dir=tmp_path / "run",
+        env=init_distributed(device="cpu"), init_ecg=encoder,
+    )  # fmt: skip
+    model = trainer.model
+    assert model.has_text and model.config.lead_order == REFERENCE_LEAD_ORDER
+    ours, init = model.state_dict(), encoder.state_dict()
+    assert all(torch.equal(ours[k], init[k]) for k in init)
+    assert any(k.startswith(TEXT_TOWER_PREFIXES) for k in ours)
+    args = ["pretrain", "--config", "micro", "--train", str(store), "--text-model", str(text), "--init-ecg",
+            str(tmp_path / "enc"), "--out", str(tmp_path / "cli"), "--device", "cpu", "training.max_steps=1"]  # fmt: skip
+    assert main(args) == 0
+    final = MELP.from_pretrained(tmp_path / "cli" / "final")
+    assert final.has_text and final.config.n_beat_queries == 5 and final.config.lead_order == REFERENCE_LEAD_ORDER

@@ -43,6 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--text-model", required=True, help="stage-1 Hugging Face BERT directory (or hub name when online)"
     )
+    parser.add_argument(
+        "--init-ecg",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="start the ECG tower and heads from this melp model (e.g. `melp convert-reference` of the released "
+        "encoder); its ECG side (shape, queries, lead order, input format) replaces the config's. Pass it again "
+        "with --resume",
+    )
     parser.add_argument("--out", type=Path, required=True, help="run directory")
     parser.add_argument("--max-steps", type=int, help="overrides training.max_steps")
     parser.add_argument("--save-every", type=int, help="overrides training.save_every")
@@ -63,8 +71,14 @@ def _val_task(store: Any, configured: str | None) -> str:
     return VAL_TASK_BY_SOURCE[sources[0]]
 
 
-def build_pretrainer(cfg: Any, *, train: list[str], val: list[str], text_model: str, run_dir: Path, env: Any) -> Any:
-    """The :class:`~melp.train.loop.Pretrainer` of a run: model, loss, collator and datasets from ``cfg``."""
+def build_pretrainer(
+    cfg: Any, *, train: list[str], val: list[str], text_model: str, run_dir: Path, env: Any, init_ecg: Any = None
+) -> Any:
+    """The :class:`~melp.train.loop.Pretrainer` of a run: model, loss, collator and datasets from ``cfg``.
+
+    ``init_ecg``: a :class:`~melp.models.MELP` whose ECG side initialises the model's (``cfg.model``
+    must carry its ECG side already, see :func:`melp.models.melp.ecg_side_config`).
+    """
     from melp.data import open_store
     from melp.data.collate import ECGReportCollator
     from melp.data.datasets import ECGDataset
@@ -95,6 +109,9 @@ def build_pretrainer(cfg: Any, *, train: list[str], val: list[str], text_model: 
     seed_everything(tc.seed)
     tokenizer = load_tokenizer(text_model)
     model = MELP.from_text_model(config=mc, text_model_dir=text_model, tokenizer=tokenizer)
+    if init_ecg is not None:
+        model.load_ecg_side_(init_ecg)
+        logger.info("ECG tower and heads initialised from %s", init_ecg.config.ecg)
     seed_everything(tc.seed + env.rank)
     lc = cfg.loss
     loss_fn = MELPLoss(
@@ -130,6 +147,15 @@ def run(args: argparse.Namespace) -> int:
     if args.save_every is not None:
         overrides.append(f"training.save_every={args.save_every}")
     cfg = load_pretrain_config(resolve_config(args.config) if args.config else None, overrides)
+    init_ecg = None
+    if args.init_ecg is not None:
+        from dataclasses import replace
+
+        from melp.models import MELP
+        from melp.models.melp import ecg_side_config
+
+        init_ecg = MELP.from_pretrained(args.init_ecg)
+        cfg = replace(cfg, model=ecg_side_config(cfg.model, init_ecg.config))
     for store in [*train, *val]:
         if not Path(store).is_dir():
             raise SystemExit(f"{store} is not a store directory")
@@ -144,7 +170,9 @@ def run(args: argparse.Namespace) -> int:
         if env.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, run_dir / "config.yaml")
-        trainer = build_pretrainer(cfg, train=train, val=val, text_model=args.text_model, run_dir=run_dir, env=env)
+        trainer = build_pretrainer(
+            cfg, train=train, val=val, text_model=args.text_model, run_dir=run_dir, env=env, init_ecg=init_ecg
+        )
         if args.resume:
             trainer.resume()
         final = trainer.fit()
