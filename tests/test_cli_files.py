@@ -80,7 +80,7 @@ def test_prepare_files_keeps_good_files_and_gives_each_bad_one_its_reason(
     assert set(skipped) == {"empty.hea", "six.csv", "unknown.csv", "words.csv"}
     assert "empty.hea: wfdb: empty WFDB header" in skipped["empty.hea"]
     assert "six.csv: csv: 6 of 12 leads where 12 are needed (missing I, II, III, aVR, aVL, aVF)" in skipped["six.csv"]
-    assert "unknown.csv: csv: no standard lead among ['Q1', 'Q2']" in skipped["unknown.csv"]
+    assert "unknown.csv: csv: no standard lead among the columns ['Q1', 'Q2']" in skipped["unknown.csv"]
     assert "words.csv: csv: non-numeric value 'n/a' in column" in skipped["words.csv"]
 
 

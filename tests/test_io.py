@@ -215,7 +215,11 @@ def _muse_with(tmp_path: Path, shared_data: Path, edit) -> Path:  # type: ignore
             lambda p: p.write_text("I,II\n0.1,0.2\n0.3,abc\n"),
             r"csv: non-numeric value 'abc' in column 'II'",
         ),
-        ("unknown.csv", lambda p: p.write_text("X1,X2\n0.1,0.2\n"), r"csv: no standard lead among \['X1', 'X2'\]"),
+        (
+            "unknown.csv",
+            lambda p: p.write_text("X1,X2\n0.1,0.2\n"),
+            r"csv: no standard lead among the columns \['X1', 'X2'\]",
+        ),
         ("noname.csv", lambda p: p.write_text("0.1,0.2\n0.3,0.4\n"), r"csv: no header row with lead names"),
         ("empty.bin", lambda p: p.write_bytes(b""), r"empty\.bin: unknown format: the file is empty"),
         ("other.xml", lambda p: p.write_text("<?xml version='1.0'?><svg/>"), r"root element <svg>"),

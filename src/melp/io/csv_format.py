@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from melp.data.leads import canonical_lead_name
 from melp.data.signal import RecordError
 from melp.io.array_format import lead_names_hint, require_fs
 from melp.io.record import RawECG
@@ -64,6 +65,8 @@ def read(path: Path, hints: dict[str, Any]) -> RawECG:
         names = list(frame.columns)
     elif len(names) != frame.shape[1]:
         raise RecordError(f"{len(names)} lead names given for {frame.shape[1]} columns")
+    if not any(canonical_lead_name(str(n)) for n in names):
+        raise RecordError(f"no standard lead among the columns {names[:12]} (not an ECG table? pass leads=...)")
     values = frame.apply(pd.to_numeric, errors="coerce")
     nan = values.isna().to_numpy()
     if nan.any():
