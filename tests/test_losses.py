@@ -19,6 +19,8 @@ from melp.losses import (
     local_alignment_loss,
     local_attention_maps,
 )
+from melp.losses.local_alignment import _gathered_local_alignment_loss
+from melp.train.config import load_pretrain_config
 
 
 def naive_local_loss(
@@ -29,15 +31,23 @@ def naive_local_loss(
     temp2: float = 5.0,
     temp3: float = 10.0,
     agg: str = "sum",
+    alpha_scores: str = "dot",
 ) -> torch.Tensor:
-    """Spec §3.2 pair by pair; texts without a sentence are left out (the documented semantics)."""
+    """Spec §3.2 pair by pair; texts without a sentence are left out (the documented semantics).
+
+    With ``alpha_scores="cosine"`` steps 1–3 use ``Ê_b Ŝ_iᵀ`` (rows divided by their L2 norms);
+    steps 4–5 always use the raw beats and sentences.
+    """
     n = beats.shape[0]
     valid = [i for i in range(n) if bool(mask[i].any())]
     r = {}
     for b in range(n):
         for i in valid:
             s_i = sents[i][mask[i]]  # (s_i, D)
-            scores = beats[b] @ s_i.T  # (Q, s_i)
+            if alpha_scores == "cosine":
+                scores = (beats[b] / beats[b].norm(dim=-1, keepdim=True)) @ (s_i / s_i.norm(dim=-1, keepdim=True)).T
+            else:
+                scores = beats[b] @ s_i.T  # (Q, s_i)
             p = scores.softmax(dim=1)  # over sentences
             alpha = (temp1 * p.T).softmax(dim=1)  # (s_i, Q), over beats
             context = alpha @ beats[b]  # (s_i, D)
@@ -129,6 +139,45 @@ def test_local_loss_equals_per_pair_loop_with_ragged_sentences(agg: str) -> None
     assert torch.all(fast_grads[1][~mask] == 0)
 
 
+@pytest.mark.parametrize("agg", ["sum", "mean"])
+@pytest.mark.parametrize("counts", [[1, 4, 2, 1, 3, 4], [2, 0, 3, 1, 0, 4], [1] * 6])
+def test_cosine_alpha_loss_equals_per_pair_loop(agg: str, counts: list[int]) -> None:
+    beats, sents, mask = ragged_batch(counts=counts, seed=7)
+    beats = beats * 20.0  # norms like the trained model's, where the dot scores saturate
+    beats.requires_grad_(True)
+    sents.requires_grad_(True)
+    fast = local_alignment_loss(beats, sents, mask, agg=agg, alpha_scores="cosine")
+    fast_grads = torch.autograd.grad(fast, (beats, sents))
+    slow = naive_local_loss(beats, sents, mask, agg=agg, alpha_scores="cosine")
+    slow_grads = torch.autograd.grad(slow, (beats, sents), allow_unused=True)
+    assert fast.item() == pytest.approx(slow.item(), abs=1e-10)
+    dot = naive_local_loss(beats, sents, mask, agg=agg).item()
+    if max(counts) == 1:  # one sentence: P ≡ 1, so α is uniform whatever the scores
+        assert fast.item() == pytest.approx(dot, abs=1e-12)
+    else:
+        assert abs(fast.item() - dot) > 1e-3
+    assert torch.isfinite(fast_grads[0]).all() and fast_grads[0].abs().sum() > 0
+    torch.testing.assert_close(fast_grads[0], slow_grads[0], atol=1e-10, rtol=1e-8)
+    torch.testing.assert_close(fast_grads[1][mask], slow_grads[1][mask], atol=1e-10, rtol=1e-8)
+    assert torch.all(fast_grads[1][~mask] == 0)
+
+
+def test_cosine_alpha_loss_is_zero_without_sentences_and_gathered_form_agrees() -> None:
+    beats, sents, mask = ragged_batch(n=3, counts=[0, 0, 0])
+    beats.requires_grad_(True)
+    loss = local_alignment_loss(beats, sents, mask, alpha_scores="cosine")
+    (grad,) = torch.autograd.grad(loss, beats)
+    assert loss.item() == 0.0 and torch.all(grad == 0)
+    beats, sents, mask = ragged_batch(counts=[2, 0, 3, 1, 4, 4], seed=2)
+    options = {"temp1": 4.0, "temp2": 5.0, "temp3": 10.0, "agg": "sum"}
+    clean = torch.where(mask[..., None], sents, 0.0)
+    for alpha_scores in ("dot", "cosine"):
+        # Without a process group the gather is the identity, so the global form is the per-rank loss.
+        gathered = _gathered_local_alignment_loss(beats, clean, mask, **options, alpha_scores=alpha_scores, rank=0)
+        expected = naive_local_loss(beats, sents, mask, alpha_scores=alpha_scores)
+        assert gathered.item() == pytest.approx(expected.item(), abs=1e-10)
+
+
 def test_local_loss_float32_matches_loop_to_1e5() -> None:
     beats, sents, mask = ragged_batch(n=8, q=12, s=5, d=32, dtype=torch.float32, seed=3)
     beats.requires_grad_(True)
@@ -175,6 +224,8 @@ def test_local_loss_validates_inputs() -> None:
         local_alignment_loss(beats, sents, mask, temp1=0.0)
     with pytest.raises(ValueError, match="agg"):
         LocalAlignmentLoss(agg="max")
+    with pytest.raises(ValueError, match="alpha_scores"):
+        local_alignment_loss(beats, sents, mask, alpha_scores="dotted")  # type: ignore[arg-type]
 
 
 def test_local_loss_runs_in_float32_from_bf16() -> None:
@@ -234,6 +285,19 @@ def test_attention_maps_match_the_matched_pair_attention() -> None:
     torch.testing.assert_close(maps[mask].sum(-1), torch.ones(int(mask.sum()), dtype=maps.dtype))
 
 
+def test_cosine_attention_maps_use_normalised_scores() -> None:
+    beats, sents, mask = ragged_batch(n=4, counts=[1, 3, 0, 2])
+    beats = 20.0 * beats
+    maps = local_attention_maps(beats, sents, mask, alpha_scores="cosine")
+    for i in range(4):
+        s_i = sents[i][mask[i]]
+        if s_i.shape[0]:
+            cos = F.normalize(beats[i], dim=-1) @ F.normalize(s_i, dim=-1).T  # (Q, s_i)
+            torch.testing.assert_close(maps[i][mask[i]], (4.0 * cos.softmax(dim=1).T).softmax(dim=1))
+        assert torch.all(maps[i][~mask[i]] == 0)
+    assert not torch.allclose(maps, local_attention_maps(beats, sents, mask))
+
+
 def _outputs(seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     beats, sents, mask = ragged_batch(n=4, dtype=torch.float32, seed=seed)
@@ -262,6 +326,19 @@ def test_melp_loss_weights_and_exponentiates_logit_scale() -> None:
     assert terms["loss"].item() == pytest.approx(clip.item() + 2.0 * cap.item() + 0.2 * loc.item(), rel=1e-5)
     with pytest.raises(KeyError, match="sentence_mask"):
         MELPLoss(pad_id=0)({k: v for k, v in out.items() if k != "sentence_mask"})
+
+
+def test_local_alpha_config_key_reaches_the_local_loss() -> None:
+    assert load_pretrain_config(None, []).loss.local_alpha == "dot"
+    cfg = load_pretrain_config(None, ["loss.local_alpha=cosine"])
+    assert cfg.loss.local_alpha == "cosine"
+    with pytest.raises(Exception, match="local_alpha"):
+        load_pretrain_config(None, ["loss.local_alpha=sine"])
+    out = _outputs()
+    terms = MELPLoss(pad_id=0, local_alpha=cfg.loss.local_alpha)(out)
+    expected = local_alignment_loss(out["beat_embs"], out["sentence_embs"], out["sentence_mask"], alpha_scores="cosine")
+    assert terms["local_loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert MELPLoss(pad_id=0)(out)["local_loss"].item() != pytest.approx(expected.item(), rel=1e-6)
 
 
 class _MatmulDtypes(TorchDispatchMode):

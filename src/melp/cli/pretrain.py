@@ -118,6 +118,7 @@ def build_pretrainer(
         clip_weight=lc.clip_weight, caption_weight=lc.caption_weight, local_weight=lc.local_weight,
         pad_id=int(tokenizer.pad_token_id), rank=env.rank, world_size=env.world_size,
         local_loss_gather=lc.local_loss_gather,
+        local_alpha=lc.local_alpha,
     )  # fmt: skip
     val_sets = []
     for i, path in enumerate(val):

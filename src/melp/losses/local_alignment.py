@@ -12,6 +12,12 @@ sentences ``S_i`` (s_i, D):
 
 The loss is ``½[CE(temp3·r, arange) + CE(temp3·rᵀ, arange)]`` (ECG→text and text→ECG).
 
+``alpha_scores="cosine"`` (an option; ``"dot"``, the paper's, is the default) computes the
+attention of steps 1–3 from L2-normalised beats and sentences, ``A' = Ê Ŝᵀ``, so that the step-2
+softmax sees cosines instead of raw dot products of large norms (which saturate it). Steps 4–5 are
+unchanged: the contexts are built from the raw beats with the new ``α`` and compared with the raw
+sentences.
+
 The reference loops over texts and materialises contexts of width D for all B² pairs
 (``O(B²·S·D)`` memory). Here nothing of width D is formed per pair: the contexts enter the
 loss only through ``S_ik·c_k = Σ_l α_kl A_lk`` and ``|c_k|² = α_k G_b α_kᵀ`` with the Gram
@@ -31,6 +37,7 @@ inside, :mod:`melp.losses.precision`).
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +47,8 @@ from melp.losses.precision import fp32_region
 from melp.train.distributed import all_gather_with_sizes, all_reduce_sum, gather_tensors_for_eval, get_world_size
 
 AGGREGATIONS = ("sum", "mean")
+AlphaScores = Literal["dot", "cosine"]
+ALPHA_SCORES: tuple[AlphaScores, ...] = ("dot", "cosine")
 _COS_EPS = 1e-8
 
 
@@ -62,12 +71,14 @@ def _validate(beat_embs: torch.Tensor, sentence_embs: torch.Tensor, sentence_mas
         raise ValueError(f"empty input: beat_embs {tuple(beat_embs.shape)}, sentence_embs {tuple(sentence_embs.shape)}")
 
 
-def _check_temperatures(temp1: float, temp2: float, temp3: float, agg: str) -> None:
+def _check_options(temp1: float, temp2: float, temp3: float, agg: str, alpha_scores: str) -> None:
     for name, value in (("temp1", temp1), ("temp2", temp2), ("temp3", temp3)):
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive finite number, got {value}")
     if agg not in AGGREGATIONS:
         raise ValueError(f"agg must be one of {AGGREGATIONS}, got {agg!r}")
+    if alpha_scores not in ALPHA_SCORES:
+        raise ValueError(f"alpha_scores must be one of {ALPHA_SCORES}, got {alpha_scores!r}")
 
 
 def _prepare(
@@ -97,6 +108,7 @@ def pairwise_log_similarity(
     temp1: float = 4.0,
     temp2: float = 5.0,
     agg: str = "sum",
+    alpha_scores: AlphaScores = "dot",
 ) -> torch.Tensor:
     """``r[b, i]`` of step 5 for every ECG ``b`` against every text ``i``.
 
@@ -109,16 +121,35 @@ def pairwise_log_similarity(
         temp1: sharpness of the beat softmax.
         temp2: scale of the cosine inside the log-sum-exp.
         agg: ``"sum"`` (log-sum-exp over sentences) or ``"mean"`` (log-mean-exp).
+        alpha_scores: ``"dot"`` (MELP: steps 1–3 on raw dot products) or ``"cosine"`` (steps 1–3
+            on L2-normalised beats and sentences; steps 4–5 unchanged).
 
     Returns:
         ``(Be, Bt)`` similarities, in the dtype of ``beats``.
     """
     with fp32_region(beats.device):
-        return _pairwise_log_similarity(beats, sents, mask, temp1=temp1, temp2=temp2, agg=agg)
+        return _pairwise_log_similarity(
+            beats, sents, mask, temp1=temp1, temp2=temp2, agg=agg, alpha_scores=alpha_scores
+        )
+
+
+def _attention(
+    scores: torch.Tensor, usable: torch.Tensor, *, sentence_dim: int, beat_dim: int, temp1: float
+) -> torch.Tensor:
+    """Steps 2–3: ``α`` = softmax over beats of ``temp1 ·`` (softmax over usable sentences of ``scores``)."""
+    p = scores.masked_fill(~usable, float("-inf")).softmax(dim=sentence_dim)
+    return (temp1 * p).softmax(dim=beat_dim)
 
 
 def _pairwise_log_similarity(
-    beats: torch.Tensor, sents: torch.Tensor, mask: torch.Tensor, *, temp1: float, temp2: float, agg: str
+    beats: torch.Tensor,
+    sents: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    temp1: float,
+    temp2: float,
+    agg: str,
+    alpha_scores: AlphaScores,
 ) -> torch.Tensor:
     be, q, d = beats.shape
     bt, s, _ = sents.shape
@@ -127,9 +158,12 @@ def _pairwise_log_similarity(
     usable = _usable(mask).T  # (S, Bt)
     sents_t = sents.transpose(0, 1).reshape(s * bt, d)  # (S·Bt, D)
     scores = (beats.reshape(be * q, d) @ sents_t.T).view(be, q, s, bt)  # (Be, Q, S, Bt): E_bl · S_ik
-    p = scores.masked_fill(~usable, float("-inf")).softmax(dim=2)  # step 2: over sentences
-    alpha = (temp1 * p).softmax(dim=1)  # step 3: over beats, (Be, Q, S, Bt)
-    dot = (alpha * scores).sum(dim=1)  # (Be, S, Bt): S_ik · c_ibk
+    if alpha_scores == "cosine":  # Ê_bl · Ŝ_ik; padded (zero) sentences stay zero and are masked anyway
+        att_scores = (F.normalize(beats, dim=-1).reshape(be * q, d) @ F.normalize(sents_t, dim=-1).T).view(be, q, s, bt)
+    else:
+        att_scores = scores
+    alpha = _attention(att_scores, usable, sentence_dim=2, beat_dim=1, temp1=temp1)  # steps 2-3: (Be, Q, S, Bt)
+    dot = (alpha * scores).sum(dim=1)  # (Be, S, Bt): S_ik · c_ibk, always from the raw scores
     gram = beats @ beats.transpose(1, 2)  # (Be, Q, Q)
     gram_alpha = torch.bmm(gram, alpha.reshape(be, q, s * bt)).view(be, q, s, bt)  # (Be, Q, S, Bt)
     ctx_sq = (alpha * gram_alpha).sum(dim=1)  # (Be, S, Bt): |c_ibk|²
@@ -160,6 +194,7 @@ def local_alignment_loss(
     temp3: float = 10.0,
     *,
     agg: str = "sum",
+    alpha_scores: AlphaScores = "dot",
 ) -> torch.Tensor:
     """The local (beat↔sentence) loss over one batch, vectorised (see the module docstring).
 
@@ -171,23 +206,40 @@ def local_alignment_loss(
         temp2: cosine scale in the sentence log-sum-exp (5).
         temp3: scale of the pair similarities in the cross-entropies (10).
         agg: ``"sum"`` (MELP) or ``"mean"`` sentence aggregation.
+        alpha_scores: ``"dot"`` (MELP) or ``"cosine"``: what the beat attention ``α`` of steps
+            1–3 is computed from (raw or L2-normalised embeddings); steps 4–5 are the same.
 
     Returns:
         Scalar loss (float32 or float64).
     """
     _validate(beat_embs, sentence_embs, sentence_mask)
-    _check_temperatures(temp1, temp2, temp3, agg)
+    _check_options(temp1, temp2, temp3, agg, alpha_scores)
     with fp32_region(beat_embs.device):
         return _local_alignment_loss(
-            *_prepare(beat_embs, sentence_embs, sentence_mask), temp1=temp1, temp2=temp2, temp3=temp3, agg=agg
+            *_prepare(beat_embs, sentence_embs, sentence_mask),
+            temp1=temp1,
+            temp2=temp2,
+            temp3=temp3,
+            agg=agg,
+            alpha_scores=alpha_scores,
         )
 
 
 def _local_alignment_loss(
-    beats: torch.Tensor, sents: torch.Tensor, mask: torch.Tensor, *, temp1: float, temp2: float, temp3: float, agg: str
+    beats: torch.Tensor,
+    sents: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    temp1: float,
+    temp2: float,
+    temp3: float,
+    agg: str,
+    alpha_scores: AlphaScores,
 ) -> torch.Tensor:
     text_valid = mask.any(dim=1)  # (B,)
-    r = pairwise_log_similarity(beats, sents, mask, temp1=temp1, temp2=temp2, agg=agg)  # (B, B)
+    r = pairwise_log_similarity(
+        beats, sents, mask, temp1=temp1, temp2=temp2, agg=agg, alpha_scores=alpha_scores
+    )  # (B, B)
     logits = temp3 * r.masked_fill(~text_valid[None], 0.0)  # (B, B)
     labels = torch.arange(r.shape[0], device=r.device)
     everything = torch.ones_like(text_valid)
@@ -204,6 +256,7 @@ def _gathered_local_alignment_loss(
     temp2: float,
     temp3: float,
     agg: str,
+    alpha_scores: AlphaScores,
     rank: int,
 ) -> torch.Tensor:
     """Global form: local ECGs against all texts, local texts against all ECGs (gradients through the gather)."""
@@ -216,8 +269,12 @@ def _gathered_local_alignment_loss(
     labels = torch.arange(beats.shape[0], device=beats.device) + offset  # (B,)
     local_valid = mask.any(dim=1)  # (B,)
     all_valid = all_mask.any(dim=1)  # (Bg,)
-    r_e2t = pairwise_log_similarity(beats, all_sents, all_mask, temp1=temp1, temp2=temp2, agg=agg)  # (B, Bg)
-    r_t2e = pairwise_log_similarity(all_beats, sents, mask, temp1=temp1, temp2=temp2, agg=agg)  # (Bg, B)
+    r_e2t = pairwise_log_similarity(
+        beats, all_sents, all_mask, temp1=temp1, temp2=temp2, agg=agg, alpha_scores=alpha_scores
+    )  # (B, Bg)
+    r_t2e = pairwise_log_similarity(
+        all_beats, sents, mask, temp1=temp1, temp2=temp2, agg=agg, alpha_scores=alpha_scores
+    )  # (Bg, B)
     logits_e2t = temp3 * r_e2t.masked_fill(~all_valid[None], 0.0)
     logits_t2e = temp3 * r_t2e.T.masked_fill(~local_valid[:, None], 0.0)
     total = _ce_sum(logits_e2t, labels, local_valid, all_valid) + _ce_sum(
@@ -241,6 +298,7 @@ class LocalAlignmentLoss(nn.Module):
         temp2: cosine scale in the sentence log-sum-exp.
         temp3: scale of the pair similarities.
         agg: ``"sum"`` or ``"mean"``.
+        alpha_scores: ``"dot"`` (MELP) or ``"cosine"`` scores for the beat attention ``α``.
         rank: this process's rank.
         world_size: number of processes.
         gather: compute the global form across ranks.
@@ -253,15 +311,17 @@ class LocalAlignmentLoss(nn.Module):
         temp2: float = 5.0,
         temp3: float = 10.0,
         agg: str = "sum",
+        alpha_scores: AlphaScores = "dot",
         rank: int = 0,
         world_size: int = 1,
         gather: bool = False,
     ) -> None:
         super().__init__()
-        _check_temperatures(temp1, temp2, temp3, agg)
+        _check_options(temp1, temp2, temp3, agg, alpha_scores)
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank must lie in [0, world_size={world_size}), got rank={rank}")
         self.temp1, self.temp2, self.temp3, self.agg = temp1, temp2, temp3, agg
+        self.alpha_scores: AlphaScores = alpha_scores
         self.rank, self.world_size, self.gather = rank, world_size, gather
 
     def forward(
@@ -270,7 +330,14 @@ class LocalAlignmentLoss(nn.Module):
         """Scalar loss from ``beat_embs`` (B, Q, D), ``sentence_embs`` (B, S, D) and ``sentence_mask`` (B, S)."""
         if not (self.gather and self.world_size > 1):
             return local_alignment_loss(
-                beat_embs, sentence_embs, sentence_mask, self.temp1, self.temp2, self.temp3, agg=self.agg
+                beat_embs,
+                sentence_embs,
+                sentence_mask,
+                self.temp1,
+                self.temp2,
+                self.temp3,
+                agg=self.agg,
+                alpha_scores=self.alpha_scores,
             )
         if get_world_size() != self.world_size:
             raise RuntimeError(
@@ -281,13 +348,26 @@ class LocalAlignmentLoss(nn.Module):
         beats, sents, mask = _prepare(beat_embs, sentence_embs, sentence_mask)
         with fp32_region(beats.device):
             return _gathered_local_alignment_loss(
-                beats, sents, mask, temp1=self.temp1, temp2=self.temp2, temp3=self.temp3, agg=self.agg, rank=self.rank
+                beats,
+                sents,
+                mask,
+                temp1=self.temp1,
+                temp2=self.temp2,
+                temp3=self.temp3,
+                agg=self.agg,
+                alpha_scores=self.alpha_scores,
+                rank=self.rank,
             )
 
 
 @torch.no_grad()
 def local_attention_maps(
-    beat_embs: torch.Tensor, sentence_embs: torch.Tensor, sentence_mask: torch.Tensor, temp1: float = 4.0
+    beat_embs: torch.Tensor,
+    sentence_embs: torch.Tensor,
+    sentence_mask: torch.Tensor,
+    temp1: float = 4.0,
+    *,
+    alpha_scores: AlphaScores = "dot",
 ) -> torch.Tensor:
     """The beat attention ``α`` of each sentence over its own ECG's beats, for visualisation.
 
@@ -296,14 +376,16 @@ def local_attention_maps(
         sentence_embs: ``(B, S, D)`` sentence embeddings.
         sentence_mask: ``(B, S)`` bool, True for real sentences.
         temp1: beat-attention sharpness.
+        alpha_scores: ``"dot"`` (MELP) or ``"cosine"``, as in the loss the model was trained with.
 
     Returns:
         ``(B, S, Q)`` attention maps; each real sentence's row sums to 1, padded rows are 0.
     """
     _validate(beat_embs, sentence_embs, sentence_mask)
-    _check_temperatures(temp1, 1.0, 1.0, "sum")
+    _check_options(temp1, 1.0, 1.0, "sum", alpha_scores)
     beats, sents, mask = _prepare(beat_embs, sentence_embs, sentence_mask)
+    if alpha_scores == "cosine":
+        beats, sents = F.normalize(beats, dim=-1), F.normalize(sents, dim=-1)
     scores = torch.einsum("bld,bkd->blk", beats, sents)  # (B, Q, S): matched pairs only
-    p = scores.masked_fill(~_usable(mask)[:, None], float("-inf")).softmax(dim=-1)  # over sentences
-    alpha = (temp1 * p).softmax(dim=1)  # over beats: (B, Q, S)
+    alpha = _attention(scores, _usable(mask)[:, None], sentence_dim=-1, beat_dim=1, temp1=temp1)  # (B, Q, S)
     return alpha.transpose(1, 2).masked_fill(~mask[..., None], 0.0)  # (B, S, Q)

@@ -18,7 +18,7 @@ from torch import nn
 
 from melp.losses.caption import CaptionLoss
 from melp.losses.clip import ClipLoss
-from melp.losses.local_alignment import LocalAlignmentLoss
+from melp.losses.local_alignment import AlphaScores, LocalAlignmentLoss
 
 REQUIRED_KEYS = (
     "ecg_latent",
@@ -44,6 +44,9 @@ class MELPLoss(nn.Module):
         world_size: number of processes.
         local_loss_gather: gather beats and sentences across ranks for the local loss (see the
             module docstring for why the default is off).
+        local_alpha: what the local loss's beat attention ``α`` is computed from: ``"dot"``
+            (the paper's raw dot products, the default) or ``"cosine"`` (L2-normalised beats and
+            sentences; see :mod:`melp.losses.local_alignment`).
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class MELPLoss(nn.Module):
         rank: int = 0,
         world_size: int = 1,
         local_loss_gather: bool = False,
+        local_alpha: AlphaScores = "dot",
     ) -> None:
         super().__init__()
         for name, value in (
@@ -70,7 +74,9 @@ class MELPLoss(nn.Module):
         self.local_weight = local_weight
         self.clip = ClipLoss(rank=rank, world_size=world_size)
         self.caption = CaptionLoss(pad_id=pad_id)
-        self.local = LocalAlignmentLoss(rank=rank, world_size=world_size, gather=local_loss_gather)
+        self.local = LocalAlignmentLoss(
+            alpha_scores=local_alpha, rank=rank, world_size=world_size, gather=local_loss_gather
+        )
 
     def forward(self, outputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The three unweighted terms and their weighted total.

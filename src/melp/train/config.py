@@ -113,13 +113,16 @@ class LossConfig:
     """Weights of the three MELP losses (spec §3.4: 1·CLIP + 2·caption + 0.2·local).
 
     ``local_loss_gather`` gathers beats and sentences across ranks for the local loss (the
-    reference computes it per GPU; spec §9 item 16).
+    reference computes it per GPU; spec §9 item 16). ``local_alpha`` chooses the scores of the
+    local loss's beat attention: ``"dot"`` (the paper's raw dot products) or ``"cosine"``
+    (L2-normalised beats and sentences, which do not saturate the softmax; docs/losses.md).
     """
 
     clip_weight: float = 1.0
     caption_weight: float = 2.0
     local_weight: float = 0.2
     local_loss_gather: bool = False
+    local_alpha: Literal["dot", "cosine"] = "dot"
 
 
 @dataclass
