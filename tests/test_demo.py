@@ -27,7 +27,9 @@ def test_plan_resolves_sizes_and_stores(tmp_path: Path) -> None:
     assert plan.overrides == ["model.seconds=5", "optim.lr=0.01"]  # user overrides come last and win
     assert plan.config.name == "micro.yaml"
     stems = [stem for _, _, stem, _ in evaluations(plan)]
-    assert len(stems) == len(set(stems)) == 17  # 2 models × (zero-shot + 2 × 3 probes + retrieval) + generation
+    assert (
+        len(stems) == len(set(stems)) == 19
+    )  # 2 models × (zero-shot + 2 × 3 probes + retrieval + grounding) + generation
     assert {"melp_zeroshot", "random_zeroshot", "melp_probe_0.01", "random_probe_1", "melp_logreg_0.1"} <= set(stems)
     assert "melp_generate" in stems
     assert (_plan(tmp_path).n_val, _plan(tmp_path, "--n-eval", "30").n_test) == (60, 30)  # the preset's, or given
