@@ -1,5 +1,6 @@
 """A real browser on melp serve: Chromium (the system's, driven by Playwright) loads the page from a server on a free
-loopback port, uploads an ECG, waits for the findings and the 12-lead tracing, clicks a report sentence and checks
+loopback port, uploads an ECG, waits for the findings and the 12-lead tracing (the page's first request), then the
+report (its second), clicks a report sentence and checks
 that the tracing highlights the beats that sentence attends to; a bad file shows the reader's message.
 
 Screenshots are kept in ``$MELP_TEST_ARTEFACTS`` (default ``<tmp>/melp-test-artefacts``). Skips where Chromium
@@ -81,11 +82,13 @@ def test_upload_shows_findings_tracing_and_sentence_beats(server: str, browser: 
 
     path = shared_data / "ecg-formats" / FORMAT_SAMPLES["aecg"]
     page.set_input_files("#file", str(path))
-    page.wait_for_selector("#findings li", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#findings li", timeout=TIMEOUT_MS)  # first answer: reading, tracing, findings
     assert page.locator("#findings li").count() == 9
     assert page.locator("#tracing polyline.trace").count() == 12  # every lead of the aECG drawn
     assert page.locator("#tracing pattern").count() == 2  # the 1 mm and 5 mm grid
     assert "CVRG_hl7aecg-Example2.xml" in page.locator("#reading").inner_text()
+    page.wait_for_selector(".sentence", timeout=TIMEOUT_MS)  # second answer: the report and its attention
+    assert page.locator("#beats .beat-tick").count() > 0
 
     sentences = page.locator(".sentence")
     links = [len((sentences.nth(i).get_attribute("data-beats") or "").split()) for i in range(sentences.count())]

@@ -13,7 +13,7 @@ const SHADE_FROM = 1.05;   // shade frames a sentence attends to at least 1.05 x
 const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"];
 
 const $ = (id) => document.getElementById(id);
-const state = { files: null, result: null, pinned: null };
+const state = { files: null, result: null, pinned: null, upload: 0 };
 
 function el(tag, attrs = {}, text = null) {
   const node = tag.startsWith("svg:") ? document.createElementNS(SVG_NS, tag.slice(4)) : document.createElement(tag);
@@ -61,21 +61,33 @@ async function predict(files, { labels = "", report = true } = {}) {
   return body;
 }
 
+// Two requests: the reading, tracing and findings first (no report: a fraction of a second), then the
+// report with its sentence attention (a beam search: most of a prediction's time).
 async function handleFiles(files) {
   if (!files || !files.length) return;
+  const token = ++state.upload;
   state.files = Array.from(files);
+  state.result = null;
   state.pinned = null;
   showError("");
   const names = state.files.map((f) => f.name).join(", ");
   setStatus(`Reading ${names}…`);
   const t0 = performance.now();
+  const labels = $("labels").value;
   try {
-    const result = await predict(state.files, { labels: $("labels").value });
-    state.result = result;
-    render(result);
-    setStatus(`${names}: done in ${Math.round(performance.now() - t0)} ms (model ${Math.round(result.timing_ms.model)} ms).`);
+    const first = await predict(state.files, { labels, report: false });
+    if (token !== state.upload) return;
+    state.result = first;
+    render(first, { pending: true });
+    setStatus(`${names}: read and scored in ${Math.round(performance.now() - t0)} ms; writing the report…`);
+    const full = await predict(state.files, { labels, report: true });
+    if (token !== state.upload) return;
+    state.result = full;
+    render(full, { pending: false });
+    setStatus(`${names}: findings in ${Math.round(first.timing_ms.total)} ms, report in ${Math.round(performance.now() - t0)} ms.`);
   } catch (err) {
-    $("result").hidden = true;
+    if (token !== state.upload) return;
+    $("result").hidden = state.result === null;
     setStatus("");
     showError(err.message);
   }
@@ -101,11 +113,15 @@ async function rescore(event) {
   }
 }
 
-function render(result) {
+function render(result, { pending = false } = {}) {
   $("result").hidden = false;
   renderReading(result.readings);
   renderTracing(result);
-  renderReport(result.report, result.attention);
+  if (pending) {
+    $("report").replaceChildren(el("p", { class: "unavailable" }, "Writing the report…"));
+  } else {
+    renderReport(result.report, result.attention);
+  }
   renderFindings(result.findings);
   renderEmbedding(result.embedding);
   applySentence(null);
