@@ -254,7 +254,7 @@ def test_encoder_only_model_gives_embeddings_only(client: TestClient, shared_dat
 def test_bad_settings_are_refused(model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="port"):
         ServeConfig(model_dir=model_dir, port=0)
-    with pytest.raises(FileNotFoundError, match="not a saved MELP model"):
+    with pytest.raises(FileNotFoundError, match="neither a saved model"):
         PredictionService.load(ServeConfig(model_dir=tmp_path))
     with pytest.raises(FileNotFoundError, match="melp export-onnx"):
         PredictionService.load(ServeConfig(model_dir=model_dir, backend="onnx"))

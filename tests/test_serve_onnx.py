@@ -77,7 +77,7 @@ def test_serve_on_onnx_backend(exported: Path) -> None:
 
 def test_export_cli_errors_are_one_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert main(["export-onnx", "--model", str(tmp_path)]) == 2
-    assert "not a saved MELP model" in caplog.text
+    assert "neither a saved model" in caplog.text
 
 
 @pytest.mark.slow

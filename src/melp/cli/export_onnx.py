@@ -2,8 +2,8 @@
 
 Example::
 
-    melp export-onnx --model runs/demo/run/final            # writes runs/demo/run/final/ecg_tower.onnx
-    melp serve --model runs/demo/run/final                   # uses it where ONNX Runtime is faster
+    melp export-onnx --model runs/demo/run/final     # writes runs/demo/run/final/ecg_tower.onnx
+    melp serve --model runs/demo/run/final           # uses it where ONNX Runtime is faster
 """
 
 from __future__ import annotations
@@ -19,7 +19,13 @@ logger = logging.getLogger("melp.serve")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, type=Path, metavar="DIR", help="a saved MELP model (RUN/final)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="a saved MELP model, or a run directory (its best checkpoint, else final)",
+    )
     parser.add_argument("--out", type=Path, metavar="FILE", help="ONNX file to write (default DIR/ecg_tower.onnx)")
     parser.add_argument(
         "--exporter",
@@ -33,18 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from melp.models import MELP
     from melp.serve.config import ONNX_FILE
     from melp.serve.onnx_tower import export_ecg_tower, parity, weights_digest
+    from melp.train.checkpoint import resolve_model_dir
 
-    if not (args.model / "config.json").is_file():
-        logger.error("%s is not a saved MELP model (expected config.json and model.safetensors)", args.model)
-        return 2
-    from melp.models import MELP
-
-    out = args.out if args.out is not None else args.model / ONNX_FILE
     try:
-        model = MELP.from_pretrained(args.model).eval()
-        export_ecg_tower(model, out, weights_sha256=weights_digest(args.model), exporter=args.exporter)
+        model_dir = resolve_model_dir(args.model)
+    except FileNotFoundError as exc:
+        logger.error("%s", exc)
+        return 2
+    out = args.out if args.out is not None else model_dir / ONNX_FILE
+    try:
+        model = MELP.from_pretrained(model_dir).eval()
+        export_ecg_tower(model, out, weights_sha256=weights_digest(model_dir), exporter=args.exporter)
         worst = parity(model, out)
     except (OSError, ValueError, RuntimeError) as exc:
         logger.error("export failed: %s", exc)

@@ -2,7 +2,7 @@
 
 Example::
 
-    melp serve --model runs/demo/run/final            # then open http://127.0.0.1:8000
+    melp serve --model runs/demo/run            # then open http://127.0.0.1:8000
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ logger = logging.getLogger("melp.serve")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, type=Path, metavar="DIR", help="a saved MELP model (RUN/final)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="a saved MELP model, or a run directory (its best checkpoint, else final)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MiB (default 20)")

@@ -100,20 +100,18 @@ class PredictionService:
         """Load the model of ``config.model_dir`` once and choose the backend (see :class:`ServeConfig`).
 
         Raises:
-            FileNotFoundError: not a saved model, or ``backend="onnx"`` without the exported file.
+            FileNotFoundError: neither a saved model nor a run directory holding one, or ``backend="onnx"`` without the exported file.
             ValueError: the exported file belongs to other weights.
         """
         from melp.models import MELP
 
         if config.threads is not None:
             torch.set_num_threads(config.threads)
-        path = Path(config.model_dir)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(
-                f"{path} is not a saved MELP model (expected config.json and model.safetensors; "
-                "for a training run pass RUN/final or RUN/checkpoints/best)"
-            )
+        from melp.train.checkpoint import resolve_model_dir
+
+        path = resolve_model_dir(config.model_dir)  # a model directory, or a run (its best checkpoint, else final)
         model = MELP.from_pretrained(path).eval()
+        config = replace(config, model_dir=path)
         backend, runner = _choose_backend(model, config)
         longest = min(config.max_report_tokens or InferenceConfig.max_report_length, model.config.text.max_length)
         inference = InferenceConfig(task=config.task, max_report_length=longest, num_beams=config.num_beams)
