@@ -271,6 +271,7 @@ def test_lead_order_is_applied_inside_the_model() -> None:
         MELP(config=_ecg_only_config(lead_order=["I"] * 12))
 
 
+@pytest.mark.slow
 def test_probe_and_eval_suite_with_an_encoder_only_model(micro_model: tuple[Path, Path], tmp_path: Path) -> None:
     store, _ = micro_model
     torch.manual_seed(0)
