@@ -236,19 +236,20 @@ def test_page_and_assets_are_served_without_a_cdn(client: TestClient) -> None:
         assert "https://" not in res.text
 
 
-def test_encoder_only_model_gives_embeddings_only(client: TestClient, shared_data: Path) -> None:
-    service = client.app.state.service  # type: ignore[attr-defined]
-    predictor = service.predictor
-    saved = predictor.has_text, service._scores_only.has_text
-    predictor.has_text = service._scores_only.has_text = False
-    try:
-        body = upload(client, shared_data / "ecg-formats" / FORMAT_SAMPLES["aecg"]).json()
-        res = upload(client, shared_data / "ecg-formats" / FORMAT_SAMPLES["aecg"], labels="sinus rhythm")
-    finally:
-        predictor.has_text, service._scores_only.has_text = saved
+def test_encoder_only_model_gives_embeddings_only(tmp_path: Path, shared_data: Path) -> None:
+    from melp.models import MELP, MELPConfig
+
+    torch.manual_seed(0)
+    MELP(config=replace(MELPConfig.preset("micro"), fs=100, ecg_only=True)).save_pretrained(tmp_path / "ecg_only")
+    client = make_client(tmp_path / "ecg_only")
+    path = shared_data / "ecg-formats" / FORMAT_SAMPLES["aecg"]
+    body = upload(client, path).json()
     assert not body["findings"]["available"] and "encoder-only" in body["findings"]["reason"]
-    assert not body["report"]["available"] and body["embedding"]["dim"] == 64
+    assert not body["report"]["available"] and not body["attention"]["available"]
+    assert body["embedding"]["dim"] == 64 and len(body["signal"]["leads"]) == 12
+    res = upload(client, path, labels="sinus rhythm")
     assert res.status_code == 400 and "encoder-only" in res.json()["detail"]
+    assert client.get("/api/health").json()["has_text"] is False
 
 
 def test_bad_settings_are_refused(model_dir: Path, tmp_path: Path) -> None:
