@@ -244,3 +244,18 @@ def test_real_ptbxl_super_split_labels_by_name(shared_data: Path) -> None:
     assert set(split_indices(meta)["train"]) == set(range(len(csv)))  # the train file holds folds 1-8 only
     idx = subset_indices(labels, 0.01, seed=0)
     assert len(idx) == round(0.01 * len(csv)) and (labels[idx].sum(axis=0) >= 1).all()
+
+
+def test_evaluation_leaves_out_records_without_a_label_of_the_task() -> None:
+    """As the MELP split files define the populations (e.g. PTB-XL form: records with a form statement)."""
+    from types import SimpleNamespace
+
+    from melp.eval.runs import Selection, Settings, task_records
+
+    meta = pd.DataFrame({"labels": [["NORM"], [], ["MI", "CD"], ["XYZ"]]})
+    sel = Selection(SimpleNamespace(meta=meta), np.array([0, 1, 2, 3]), "s")  # type: ignore[arg-type]
+    task = TaskSpec.from_classes("NORM,MI,CD")
+    assert task_records(sel, task, Settings()).indices.tolist() == [0, 2]
+    assert task_records(sel, task, Settings(keep_unlabelled=True)).indices.tolist() == [0, 1, 2, 3]
+    with pytest.raises(SystemExit, match="no record with a label"):
+        task_records(Selection(sel.store, np.array([1, 3]), "s"), task, Settings())

@@ -64,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     parser.add_argument("--batch-size", type=int, default=64, help="records per forward pass (default 64)")
     parser.add_argument(
+        "--keep-unlabelled",
+        action="store_true",
+        help="keep records without any label of the task (default: left out, as in the MELP split files)",
+    )
+    parser.add_argument(
         "--split-scheme",
         choices=("auto", "strat_fold", "patient"),
         default="auto",
@@ -112,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(
         batch_size=args.batch_size, n_bootstrap=args.bootstrap, seed=args.seed, split_scheme=args.split_scheme,
         cache_dir=args.cache_dir or args.out_dir / "cache", progress=not args.no_progress, leads=leads_from(args),
+        keep_unlabelled=args.keep_unlabelled,
     )  # fmt: skip
     models = [load_eval_model(args.model)]
     if not args.no_baseline:

@@ -30,7 +30,7 @@ from melp.data.tasks import label_matrix, subset_indices
 from melp.eval.probe import validation_macro_auroc
 from melp.eval.random_baseline import EvalModel
 from melp.eval.results import classification_result
-from melp.eval.runs import Scores, Selection, Settings, eval_transform, resolve_task, select
+from melp.eval.runs import Scores, Selection, Settings, eval_transform, resolve_task, select, task_records
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +165,7 @@ def run_finetune(
     """Fine-tune at each training fraction; one result per fraction."""
     sels = {role: select(ref, settings) for role, ref in (("train", train), ("val", val), ("test", test))}
     task = resolve_task(task_name, sels["train"].store)
+    sels = {role: task_records(s, task, settings) for role, s in sels.items()}
     train_labels = label_matrix(sels["train"].store.meta.iloc[sels["train"].indices], task)
     val_set, test_set = _dataset(em, sels["val"], task), _dataset(em, sels["test"], task)
     assert test_set.labels is not None

@@ -91,6 +91,11 @@ def add_common_args(parser: argparse.ArgumentParser, *, task: bool = True) -> No
         "--cache-dir", type=Path, help="embedding cache (default $MELP_CACHE/embeddings or ~/.cache/melp/embeddings)"
     )
     parser.add_argument("--no-cache", action="store_true", help="do not cache embeddings")
+    parser.add_argument(
+        "--keep-unlabelled",
+        action="store_true",
+        help="keep records without any label of the task (default: left out, as in the MELP split files)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--leads",
@@ -109,6 +114,7 @@ def settings_from(args: argparse.Namespace) -> Any:
     return Settings(
         batch_size=args.batch_size, n_bootstrap=args.bootstrap, seed=args.seed,
         split_scheme=args.split_scheme, cache_dir=cache, progress=not args.no_progress, leads=leads_from(args),
+        keep_unlabelled=args.keep_unlabelled,
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,9 @@ class Settings:
     split_scheme: SplitScheme = "auto"
     cache_dir: Path | None = None
     progress: bool = True
+    keep_unlabelled: bool = False
+    """Keep records that have no label of the task (by default they are left out, as the MELP split
+    files define the downstream populations: e.g. most PTB-XL records have no ``form`` statement)."""
     leads: tuple[str, ...] | None = None
     """Evaluate on this lead subset (standard names); the other leads are masked as pretraining masks
     dropped leads (:func:`melp.inference.input_transform`). ``None``: all 12 leads."""
@@ -119,6 +122,22 @@ def select(ref: str | Path, settings: Settings) -> Selection:
     if len(indices) == 0:
         raise SystemExit(f"split {split!r} of {path} is empty (scheme {settings.split_scheme})")
     return Selection(store, indices, f"{Path(path).name}:{split}{suffix}", settings.leads)
+
+
+def task_records(sel: Selection, task: TaskSpec, settings: Settings) -> Selection:
+    """``sel`` without the records that have no label of ``task`` (unless ``settings.keep_unlabelled``)."""
+    if settings.keep_unlabelled:
+        return sel
+    labelled: np.ndarray = np.asarray(label_matrix(sel.store.meta.iloc[sel.indices], task).any(axis=1))  # (N,)
+    if labelled.all():
+        return sel
+    if not labelled.any():
+        raise SystemExit(f"{sel.name} has no record with a label of task {task.name}")
+    logger.info(
+        "%s: %d of %d records have no label of task %s and are left out (--keep-unlabelled keeps them)",
+        sel.name, int((~labelled).sum()), len(labelled), task.name,
+    )  # fmt: skip
+    return replace(sel, indices=sel.indices[labelled])
 
 
 def resolve_task(name: str | None, store: Store) -> TaskSpec:
@@ -195,6 +214,7 @@ def run_zeroshot(
     em.require_text("zero-shot classification")
     sel = select(test, settings)
     task = resolve_task(task_name, sel.store)
+    sel = task_records(sel, task, settings)
     labels = label_matrix(sel.store.meta.iloc[sel.indices], task)  # (N, C)
     collator = _collator(em)
 
@@ -237,6 +257,7 @@ def run_probe(
     """
     sels = {role: select(ref, settings) for role, ref in (("train", train), ("val", val), ("test", test))}
     task = resolve_task(task_name, sels["train"].store)
+    sels = {role: task_records(s, task, settings) for role, s in sels.items()}
     emb = {role: embed(em, s, settings, keys=("probe_emb",))["probe_emb"] for role, s in sels.items()}
     labels = {role: label_matrix(s.store.meta.iloc[s.indices], task) for role, s in sels.items()}
     out = []
