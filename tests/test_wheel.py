@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _run(cmd: list[str], cwd: Path, timeout: float = 150) -> str:
+def _run(cmd: list[str], cwd: Path, timeout: float = 900) -> str:  # a hang guard, not a speed check
     done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{cmd} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     return done.stdout + done.stderr

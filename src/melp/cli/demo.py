@@ -261,11 +261,18 @@ def _model_args(plan: DemoPlan, model: str) -> list[str]:
     return ["--model", "random", "--size", plan.preset, "--text-from", str(plan.run_dir)]
 
 
-def _has_beat_truth(store: Path) -> bool:
-    """Whether a given test store carries the synthetic corpus's beat-level ground truth."""
+def _groundable(plan: DemoPlan) -> bool:
+    """Whether the test store has beat-level ground truth and PVC/PAC records to ground.
+
+    A store still to be synthesised will (at the demo's sizes); a tiny one may have no ectopic beat.
+    """
     from melp.data import open_store
 
-    return (store / "manifest.json").is_file() and "beat_types" in open_store(store).meta.columns
+    store = plan.stores["test"]
+    if not (store / "manifest.json").is_file():
+        return plan.synthesise
+    meta = open_store(store).meta
+    return "beat_types" in meta.columns and any({"PVC", "PAC"} & set(labels) for labels in meta["labels"])
 
 
 def evaluations(plan: DemoPlan) -> list[tuple[str, str, str, list[str]]]:
@@ -273,6 +280,7 @@ def evaluations(plan: DemoPlan) -> list[tuple[str, str, str, list[str]]]:
     train, val, test = (str(plan.stores[s]) for s in ("train", "val", "test"))
     common = ["--cache-dir", str(plan.out / "cache")]
     runs: list[tuple[str, str, str, list[str]]] = []
+    groundable = _groundable(plan)
     for model, tag in plan.models:
         scores = plan.eval_dir / f"{tag}_zeroshot_scores.csv"
         argv = [
@@ -294,7 +302,7 @@ def evaluations(plan: DemoPlan) -> list[tuple[str, str, str, list[str]]]:
         runs.append(
             ("retrieval", model, f"{tag}_retrieve", ["retrieve", *_model_args(plan, model), "--test", test, *common])
         )
-        if plan.synthesise or _has_beat_truth(plan.stores["test"]):  # where each ectopic beat is
+        if groundable:  # the synthetic corpus knows where each ectopic beat is
             argv = ["ground", *_model_args(plan, model), "--test", test, *common]
             runs.append(("beat-level grounding", model, f"{tag}_ground", argv))
     argv = ["generate", *_model_args(plan, TRAINED), "--test", test, "--limit", str(plan.n_generate)]

@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 ProbeHead = Literal["adamw", "logreg"]
 PROBE_HEADS: tuple[ProbeHead, ...] = ("adamw", "logreg")
 #: Inverse regularisation strengths tried by :func:`train_logistic_probe` (scikit-learn's ``C``).
-LOGREG_C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+LOGREG_C_GRID: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,7 @@ def train_logistic_probe(
     y_val: np.ndarray,
     *,
     c_grid: tuple[float, ...] = LOGREG_C_GRID,
-    max_iter: int = 5000,
+    max_iter: int = 1000,
 ) -> LogisticProbe:
     """The converged linear probe: standardise, fit every ``C`` of ``c_grid``, keep the best on validation."""
     xt, yt = (t.numpy().astype(np.float64) for t in _as_tensors(x_train, y_train, "training split"))
