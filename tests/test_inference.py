@@ -4,7 +4,6 @@ zero-shot/report/attention on a micro model, and the encoder-only case."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,32 +14,7 @@ from melp.data.leads import STANDARD_LEADS
 from melp.data.transforms import build_transform
 from melp.inference import ECGPredictor, InferenceConfig, InferenceError, WindowPolicy, parse_leads, window_starts
 from melp.io import ECGRecord
-
-
-def make_micro_model(out: Path) -> Path:
-    """An untrained micro MELP at 100 Hz (10 s windows) with a tokenizer fitted to the prompt bank; its directory."""
-    from melp.eval.prompts import load_prompt_bank
-    from melp.models import MELP, MELPConfig, train_wordpiece_tokenizer
-    from melp.models.tokenizer import build_bert_config, build_text_model_dir
-
-    texts = ["sinus rhythm. normal ecg.", "atrial fibrillation. left bundle branch block."] * 4
-    texts += [p for v in load_prompt_bank().values() for p in v]
-    tok = train_wordpiece_tokenizer(texts, vocab_size=300)
-    bert = build_bert_config(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_layers=2,
-        num_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=130,
-    )
-    text_dir = build_text_model_dir(out / "text", tokenizer=tok, config=bert)
-    config = replace(MELPConfig.preset("micro"), fs=100)
-    config = replace(config, text=replace(config.text, n_frozen_layers=1))
-    torch.manual_seed(0)
-    model = MELP.from_text_model(config=config, text_model_dir=text_dir)
-    model.save_pretrained(out / "model", tokenizer=model.tokenizer)
-    return out / "model"
+from tests.micro import make_micro_model
 
 
 @pytest.fixture(scope="module")

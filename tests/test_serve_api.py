@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from melp.data.leads import STANDARD_LEADS
 from melp.serve import PredictionService, ServeConfig, create_app
+from tests import micro
 
 FORMAT_SAMPLES = {
     "muse": "musePHI_muse_ecg2.xml",
@@ -26,29 +27,8 @@ FORMAT_SAMPLES = {
 
 
 def make_micro_model(out: Path) -> Path:
-    """An untrained micro MELP (100 Hz, 10 s windows) around a tiny random BERT; tokenizer fitted on the fly."""
-    from melp.eval.prompts import load_prompt_bank
-    from melp.models import MELP, MELPConfig, train_wordpiece_tokenizer
-    from melp.models.tokenizer import build_bert_config, build_text_model_dir
-
-    texts = ["sinus rhythm. normal ecg.", "atrial fibrillation. left bundle branch block."] * 4
-    texts += [p for v in load_prompt_bank().values() for p in v]
-    tok = train_wordpiece_tokenizer(texts, vocab_size=300)
-    bert = build_bert_config(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_layers=2,
-        num_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=130,
-    )
-    text_dir = build_text_model_dir(out / "text", tokenizer=tok, config=bert)
-    config = replace(MELPConfig.preset("micro"), fs=100)
-    config = replace(config, text=replace(config.text, n_frozen_layers=1, max_length=32))
-    torch.manual_seed(0)
-    model = MELP.from_text_model(config=config, text_model_dir=text_dir)
-    model.save_pretrained(out / "model", tokenizer=model.tokenizer)
-    return out / "model"
+    """The shared micro model with reports of at most 32 tokens (short beam searches keep the API tests fast)."""
+    return micro.make_micro_model(out, text_max_length=32)
 
 
 def make_client(model_dir: Path, **overrides: Any) -> TestClient:
