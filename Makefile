@@ -11,13 +11,14 @@ DEV_STAMP := $(VENV)/.installed-dev
 .PHONY: install demo test lint typecheck bench clean
 
 # `make demo` needs only the package; `make test` adds the dev tools (pytest, ruff, mypy, playwright).
+# tools/install.py installs with uv (seconds; pip takes minutes here) and falls back to pip. The demo
+# runs in one process, so it skips compiling bytecode; the test suite starts many, so it compiles all.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet "$(TORCH)" -e .
+	$(PYTHON) tools/install.py $(VENV) "$(TORCH)" -e .
 	touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet "$(TORCH)" -e ".[dev]"
+	$(PYTHON) tools/install.py --compile $(VENV) "$(TORCH)" -e ".[dev]"
 	touch $(DEV_STAMP)
 
 install: $(DEV_STAMP)
@@ -26,8 +27,8 @@ demo: $(STAMP)
 	$(BIN)/melp demo --out runs/demo
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 	$(BIN)/mypy
 
 test: lint
