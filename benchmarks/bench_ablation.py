@@ -6,7 +6,9 @@ number of stage-2 steps; only the loss weights differ (MELP: 1·CLIP + 2·captio
 * ``rhythm``: CLIP only (``loss.caption_weight=0 loss.local_weight=0``);
 * ``rhythm+token``: CLIP + captioning;
 * ``rhythm+beat``: CLIP + beat↔sentence local alignment;
-* ``all``: the three, as MELP trains (this run also evaluates the random-encoder baseline).
+* ``all``: the three, as MELP trains (this run also evaluates the random-encoder baseline);
+* ``all, cosine α``: the three with ``loss.local_alpha=cosine``, the fix for the saturating first
+  softmax of the local loss (docs/losses.md), to compare beat-level grounding with the paper's form.
 
 Every evaluation of the demo runs for each variant (zero-shot, both linear probes at 1/10/100 %,
 retrieval, beat-level grounding where the store has it); the table gives each headline metric with
@@ -31,22 +33,31 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "rhythm+token": ("loss.local_weight=0",),
     "rhythm+beat": ("loss.caption_weight=0",),
     "all": (),
+    "all, cosine α": ("loss.local_alpha=cosine",),
+}
+
+
+#: the headline metrics of each evaluation (results file stem without the model tag → metric names)
+HEADLINE = {
+    "zeroshot": ("macro_auroc",),
+    "probe": ("macro_auroc",),
+    "logreg": ("macro_auroc",),
+    "retrieve": ("ecg2text_R@10",),
+    "generate": ("clinical_micro_f1",),
+    "ground": ("cosine/mass_ratio", "cosine/hit_rate", "best_query/mass_ratio"),
 }
 
 
 def headline(eval_dir: Path) -> dict[str, dict[str, Any]]:
-    """``{evaluation: {metric: value, metric_ci95: [lo, hi]}}`` from a demo's results JSONs (MELP rows)."""
+    """``{evaluation: {metric: value, metric_ci95: [lo, hi]}}`` from a demo's results JSONs."""
     rows: dict[str, dict[str, Any]] = {}
     for path in sorted(eval_dir.glob("*.json")):
         result = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(result, dict) or "metrics" not in result:
             continue
+        evaluation = path.stem.split("_")[1]  # melp_probe_0.1 → probe
         metrics, cis = result["metrics"], result.get("ci95") or {}
-        names = [k for k in metrics if isinstance(metrics[k], int | float) and not isinstance(metrics[k], bool)]
-        if "macro_auroc" in metrics:
-            names = ["macro_auroc"]
-        elif any("R@10" in k for k in names):
-            names = [k for k in names if k.endswith("R@10")]
+        names = [k for k in HEADLINE.get(evaluation, ()) if k in metrics]
         rows[path.stem] = {**{k: metrics[k] for k in names}, **{f"{k}_ci95": cis[k] for k in names if k in cis}}
     return rows
 
@@ -90,8 +101,11 @@ def main() -> int:
     data = args.out / "all" / "data"
     results: dict[str, dict[str, dict[str, Any]]] = {}
     timings: dict[str, float] = {}
-    for variant, overrides in reversed(VARIANTS.items()):  # "all" first: it synthesises the shared stores
-        argv = ["demo", "--out", str(args.out / variant), "--preset", args.preset, "--seed", str(args.seed)]
+    order = ["all", *(v for v in VARIANTS if v != "all")]  # "all" first: it synthesises the shared stores
+    for variant in order:
+        overrides = VARIANTS[variant]
+        folder = args.out / variant.replace(", ", "-").replace(" ", "_").replace("α", "alpha")
+        argv = ["demo", "--out", str(folder), "--preset", args.preset, "--seed", str(args.seed)]
         argv += [*sizes, *steps]
         if variant != "all":
             argv += ["--train", str(data / "train"), "--val", str(data / "val"), "--test", str(data / "test")]
@@ -100,7 +114,7 @@ def main() -> int:
         if melp([*argv, *overrides]) != 0:
             raise SystemExit(f"variant {variant}: `melp {' '.join(argv)}` failed")
         timings[variant] = round(time.perf_counter() - start, 1)
-        rows = headline(args.out / variant / "eval")
+        rows = headline(folder / "eval")
         results[variant] = {k.removeprefix("melp_"): v for k, v in rows.items() if k.startswith("melp_")}
         if variant == "all":
             results["random encoder"] = {

@@ -162,3 +162,16 @@ def test_probe_without_val_carves_a_patient_wise_validation_split(
         _run(
             ["probe", "--model", str(model), "--train", f"{store}:train", "--test", f"{store}:test", "--out", str(out)]
         )
+
+
+def test_a_store_named_like_a_split_is_a_path(
+    micro_model: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from melp.eval.runs import Settings, select
+
+    store, _ = micro_model
+    monkeypatch.chdir(tmp_path)
+    Path("val").symlink_to(store)
+    settings = Settings(cache_dir=None, progress=False)
+    assert len(select("val", settings).indices) == len(open_store(store))  # the store ./val, not a split of "."
+    assert 0 < len(select("val:test", settings).indices) < len(open_store(store))

@@ -117,6 +117,29 @@ def test_sentence_embeddings_match_naive_loop(model: MELP) -> None:
                 torch.testing.assert_close(embs[b, s], model.text.sent_proj(mean), atol=1e-5, rtol=1e-5)
 
 
+def test_mean_pooling_is_the_mean_word_state_and_ignores_padding(model: MELP) -> None:
+    tok = model.tokenizer
+    assert tok is not None
+    encoder = model.text
+    encoder.pooling = "mean"
+    try:
+        collate = ECGReportCollator(tok, max_length=64)
+        alone = collate([{"ecg": torch.zeros(12, 32), "report": REPORTS[0], "index": 0}])
+        padded = collate([{"ecg": torch.zeros(12, 32), "report": r, "index": i} for i, r in enumerate(REPORTS[:3])])
+        ids, mask = padded["input_ids"], padded["attention_mask"]
+        out = model.encode_text(ids, mask)
+        specials = set(model.config.text.special_token_ids)
+        for b in range(ids.shape[0]):
+            words = [j for j in range(ids.shape[1]) if mask[b, j] and int(ids[b, j]) not in specials]
+            mean = out["token_embs"][b, words].mean(0)
+            expected = torch.nn.functional.normalize(encoder.proj(mean), dim=-1)
+            torch.testing.assert_close(out["text_latent"][b], expected, atol=1e-5, rtol=1e-5)
+        a = model.encode_text(alone["input_ids"], alone["attention_mask"])
+        torch.testing.assert_close(a["text_latent"][0], out["text_latent"][0], atol=1e-5, rtol=1e-5)
+    finally:
+        encoder.pooling = "cls"
+
+
 def test_frozen_layers_and_no_mlm_head(model: MELP) -> None:
     bert = model.text.bert
     assert bert.config.is_decoder

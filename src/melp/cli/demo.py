@@ -51,11 +51,11 @@ class DemoSize:
 #: ``tiny`` is the ``make demo`` default; ``micro`` is the smoke-test scale.
 SIZES: dict[str, DemoSize] = {
     "tiny": DemoSize(
-        n_train=3000,
-        n_eval=600,
-        text_steps=40,
-        steps=800,
-        generate=100,
+        n_train=2000,
+        n_eval=500,
+        text_steps=200,
+        steps=300,
+        generate=50,
         overrides=("training.val_every=150",),
     ),
     "micro": DemoSize(n_train=300, n_eval=60, text_steps=20, steps=30, generate=8),

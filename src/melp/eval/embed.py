@@ -2,9 +2,10 @@
 
 Extracts ``encode_ecg`` outputs for the records of a store: ``probe_emb`` (B, E) for linear probing
 (before the projection, not normalised) and ``ecg_latent`` (B, E) for zero-shot and retrieval. A
-linear probe at 1/10/100 % and zero-shot reuse one extraction: results are cached as ``.npz``
-under a key of (model weights, store, its manifest, records, transform, outputs), so any change to
-one of them is a new entry and a stale cache is never read.
+linear probe at 1/10/100 %, zero-shot and retrieval reuse one extraction: every output comes from
+the same forward pass, so all of them are kept, cached as ``.npz`` under a key of (model weights,
+store, its manifest, records, transform); any change to one of them is a new entry and a stale
+cache is never read.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("MELP_CACHE", Path.home() / ".cache" / "melp")) / "embeddings"
 
 
-def cache_key(*, cache_id: str, store: Store, indices: np.ndarray, transform: object, keys: Sequence[str]) -> str:
-    """A hex digest naming one extraction."""
+def cache_key(*, cache_id: str, store: Store, indices: np.ndarray, transform: object) -> str:
+    """A hex digest naming one extraction (of every key: one forward pass gives them all)."""
     manifest = json.dumps(store.manifest, sort_keys=True, default=str)
     parts = {
         "model": cache_id,
@@ -44,7 +45,6 @@ def cache_key(*, cache_id: str, store: Store, indices: np.ndarray, transform: ob
         "manifest": hashlib.sha256(manifest.encode()).hexdigest(),
         "indices": hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest(),
         "transform": repr(transform),
-        "keys": list(keys),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -73,12 +73,15 @@ def extract_embeddings(
     idx = np.arange(len(store)) if indices is None else np.asarray(indices, dtype=np.int64)
     path = None
     if cache_dir is not None:
-        key = cache_key(cache_id=cache_id, store=store, indices=idx, transform=transform, keys=keys)
+        key = cache_key(cache_id=cache_id, store=store, indices=idx, transform=transform)
         path = Path(cache_dir) / f"{key}.npz"
         if path.is_file():
             with np.load(path) as cached:
-                logger.info("embeddings of %d records from cache %s", len(idx), path)
-                return {k: cached[k] for k in keys}
+                if set(keys) <= set(cached.files):
+                    logger.info("embeddings of %d records from cache %s", len(idx), path)
+                    return {k: cached[k] for k in keys}
+    wanted = keys
+    keys = tuple(dict.fromkeys([*keys, *DEFAULT_KEYS]))  # the same forward pass: keep them all for the cache
     was_training = model.training
     model.eval()
     dataset = ECGDataset(store, indices=idx, transform=transform)
@@ -102,4 +105,4 @@ def extract_embeddings(
         tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez(tmp, **result)  # type: ignore[arg-type]
         os.replace(tmp, path)
-    return result
+    return {k: result[k] for k in wanted}

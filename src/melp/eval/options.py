@@ -53,7 +53,7 @@ def carve_validation(train: str, val: str | None) -> tuple[str, str]:
 
     if val:
         return train, val
-    if train.rsplit(":", 1)[-1] in SPLITS:
+    if ":" in train and train.rsplit(":", 1)[-1] in SPLITS:
         raise SystemExit(f"--train {train} names a split already; give --val explicitly")
     logger.info("no --val given: training on %s:train, early stopping on %s:val", train, train)
     return f"{train}:train", f"{train}:val"

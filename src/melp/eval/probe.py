@@ -25,6 +25,7 @@ Shapes: N records, E embedding width, C classes.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -178,21 +179,42 @@ class LogisticProbe:
         return 1.0 / (1.0 + np.exp(-z))
 
 
-def _fit_logistic(x: np.ndarray, y: np.ndarray, c: float, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(C, E)`` weights and ``(C,)`` intercepts of one L2 logistic regression per class."""
-    from sklearn.linear_model import LogisticRegression
+def _fit_logistic_path(
+    x: np.ndarray, y: np.ndarray, c_grid: tuple[float, ...], max_iter: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(C, E)`` weights and ``(C,)`` intercepts of one L2 logistic regression per class, for every ``c``.
 
-    n_classes = y.shape[1]
-    coef, intercept = np.zeros((n_classes, x.shape[1])), np.zeros(n_classes)
-    for k in range(n_classes):
-        positives = int(y[:, k].sum())
-        if positives in (0, len(y)):  # one label only: its training frequency, clipped away from 0 and 1
-            p = (positives + 0.5) / (len(y) + 1.0)
-            intercept[k] = np.log(p / (1 - p))
-            continue
-        fit = LogisticRegression(C=c, max_iter=max_iter).fit(x, y[:, k])
-        coef[k], intercept[k] = fit.coef_[0], fit.intercept_[0]
-    return coef, intercept
+    Each class's fits go up ``c_grid`` in ascending order, each starting from the previous solution
+    (the optimum is unique, so only the iterations change). BLAS runs single-threaded: beside
+    torch's OpenMP pool in the same process, two OpenBLAS threads made these fits about 8× slower
+    on 2 cores (docs/performance.md, "The demo").
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    n_classes, width = y.shape[1], x.shape[1]
+    order = sorted(range(len(c_grid)), key=lambda i: c_grid[i])
+    path = [(np.zeros((n_classes, width)), np.zeros(n_classes)) for _ in c_grid]
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        for k in range(n_classes):
+            positives = int(y[:, k].sum())
+            if positives in (0, len(y)):  # one label only: its training frequency, clipped away from 0 and 1
+                p = (positives + 0.5) / (len(y) + 1.0)
+                for _, intercept in path:
+                    intercept[k] = np.log(p / (1 - p))
+                continue
+            fit = LogisticRegression(max_iter=max_iter, warm_start=True)
+            for i in order:
+                fit.set_params(C=c_grid[i]).fit(x, y[:, k])
+                path[i][0][k], path[i][1][k] = fit.coef_[0], fit.intercept_[0]
+    unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    if unconverged:
+        logger.info(
+            "logistic probe: %d of %d fits stopped at max_iter=%d", unconverged, n_classes * len(c_grid), max_iter
+        )
+    return path
 
 
 def train_logistic_probe(
@@ -217,8 +239,7 @@ def train_logistic_probe(
     xs = (xt - mean) / scale
     best: LogisticProbe | None = None
     tried: dict[float, float] = {}
-    for c in c_grid:
-        coef, intercept = _fit_logistic(xs, yt, c, max_iter)
+    for c, (coef, intercept) in zip(c_grid, _fit_logistic_path(xs, yt, c_grid, max_iter)):
         probe = LogisticProbe(mean=mean, scale=scale, coef=coef, intercept=intercept, c=c, val_auroc=float("nan"))
         probe.val_auroc = validation_macro_auroc(yv, probe.scores(xv))
         tried[c] = probe.val_auroc

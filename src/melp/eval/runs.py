@@ -111,7 +111,9 @@ def select(ref: str | Path, settings: Settings) -> Selection:
     then once per protocol and model): the store is opened, and its split computed, once.
     """
     text = str(ref)
-    path, _, split = text.rpartition(":") if text.rsplit(":", 1)[-1] in SPLITS else (text, "", "")
+    path, _, split = text.rpartition(":")
+    if not path or split not in SPLITS:  # a plain path, even one named like a split ("val")
+        path, split = text, ""
     manifest = Path(path) / "manifest.json"
     stamp = manifest.stat().st_mtime_ns if manifest.is_file() else 0
     store = _open(path, stamp)

@@ -107,6 +107,11 @@ class TextEncoderConfig:
         pad_token_id, bos_token_id, eos_token_id, cls_token_id: ids from the tokenizer.
         sentence_delimiter_id: id of "." in the tokenizer (sentence boundaries, spec §2.1 step 4).
         special_token_ids: ids excluded from sentence means (``tokenizer.all_special_ids``).
+        pooling: the global text state: ``cls``, the appended [CLS] token's last-layer state (the
+            paper's), or ``mean``, the mean last-layer state of the report's word tokens (special
+            tokens left out, as in the sentence means). An MLM-pretrained BERT never saw a [CLS]
+            at the end, so at the start of stage 2 that state is nearly the same for every report
+            (mean cosine 0.9995 after the demo's stage 1); the mean differs from report to report.
     """
 
     model_path: str = ""
@@ -119,6 +124,7 @@ class TextEncoderConfig:
     cls_token_id: int = -1
     sentence_delimiter_id: int = -1
     special_token_ids: list[int] = field(default_factory=list)
+    pooling: Literal["cls", "mean"] = "cls"
 
 
 @dataclass

@@ -49,6 +49,7 @@ class TextEncoder(nn.Module):
         self.bert = bert
         self.max_length = config.max_length
         self.cls_token_id = config.cls_token_id
+        self.pooling = config.pooling
         self.delimiter_id = config.sentence_delimiter_id
         self.register_buffer(
             "special_ids", torch.tensor(sorted(set(config.special_token_ids)), dtype=torch.long), persistent=False
@@ -77,8 +78,13 @@ class TextEncoder(nn.Module):
         positions[-1] = self.max_length
         out = self.bert(input_ids=ids, attention_mask=mask, position_ids=positions.expand(b, -1))
         hidden = out.last_hidden_state  # (B, L + 1, H)
-        text_latent = F.normalize(self.proj(hidden[:, -1]).float(), dim=-1)  # (B, E)
         token_embs = hidden[:, :-1]  # (B, L, H)
+        if self.pooling == "mean":
+            words = (attention_mask.bool() & ~torch.isin(input_ids, self.special_ids)).unsqueeze(-1)  # (B, L, 1)
+            pooled = (token_embs * words).sum(1) / words.sum(1).clamp_min(1)  # (B, H)
+        else:
+            pooled = hidden[:, -1]  # (B, H) the appended [CLS]
+        text_latent = F.normalize(self.proj(pooled).float(), dim=-1)  # (B, E)
         sentence_embs, sentence_mask = self.sentence_embeddings(input_ids, attention_mask, token_embs)
         return {
             "text_latent": text_latent,
