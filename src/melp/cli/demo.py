@@ -371,7 +371,8 @@ def _report(plan: DemoPlan) -> None:
         "stopping on validation) and a converged logistic regression on standardised embeddings whose "
         "regularisation is chosen on validation, so an under-trained head cannot decide the comparison. "
         "Beat-level grounding measures how much of each PVC/PAC sentence's attention over time falls on "
-        "the ectopic beats (1 = uniform). The CPU preset trains without random lead masking "
+        "the ectopic beats (1 = uniform). The CPU preset trains without random lead masking and takes "
+        "the mean of the word tokens' states as the global text state instead of an appended [CLS] "
         "(docs/performance.md says why); everything else follows the paper's losses.",
     ]
     build_report(
