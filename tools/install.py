@@ -75,7 +75,9 @@ print(" ".join(sorted(broken)))
 
 def repair(python: Path, pip: Path) -> bool:
     """Reinstall with pip the distributions whose modules fail to import after a uv install."""
-    check = subprocess.run([str(python), "-c", IMPORT_CHECK], capture_output=True, text=True, check=False)
+    # the check imports most of the stack anyway: let it leave the bytecode behind for the first real run
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    check = subprocess.run([str(python), "-c", IMPORT_CHECK], capture_output=True, text=True, check=False, env=env)
     broken = check.stdout.split()
     if not broken:
         return True
