@@ -85,9 +85,9 @@ def repair(python: Path, pip: Path) -> bool:
     return run([str(pip), "install", "--quiet", "--force-reinstall", "--no-deps", *broken])
 
 
-def run(command: list[str]) -> bool:
+def run(command: list[str], env: dict[str, str] | None = None) -> bool:
     print("+", shlex.join(command), flush=True)
-    return subprocess.run(command, check=False).returncode == 0
+    return subprocess.run(command, env=env, check=False).returncode == 0
 
 
 def main() -> int:
@@ -109,8 +109,7 @@ def main() -> int:
         if args.compile:
             command.append("--compile-bytecode")
         command += args.requirements
-        print("+", shlex.join(command), flush=True)
-        if subprocess.run(command, env=env, check=False).returncode == 0 and repair(python, pip):
+        if run(command, env) and repair(python, pip):
             return 0
         print("uv failed; installing with pip instead", file=sys.stderr)
     return 0 if run([str(pip), "install", "--quiet", *args.requirements]) else 1

@@ -128,6 +128,16 @@ class TaskSpec:
         )
 
 
+def split_store_ref(ref: str) -> tuple[str, str]:
+    """``(path, split)`` of a store reference ``PATH`` or ``PATH:SPLIT``; ``split`` is "" for a plain path.
+
+    Only a suffix naming one of :data:`SPLITS` after a non-empty path is a split, so a store whose
+    path is itself ``val`` stays a path.
+    """
+    path, _, split = ref.rpartition(":")
+    return (path, split) if path and split in SPLITS else (ref, "")
+
+
 def _codes(text: str) -> tuple[str, ...]:
     """Class codes from one space-separated string (codes never contain spaces)."""
     return tuple(text.split())

@@ -80,17 +80,16 @@ def extract_embeddings(
                 if set(keys) <= set(cached.files):
                     logger.info("embeddings of %d records from cache %s", len(idx), path)
                     return {k: cached[k] for k in keys}
-    wanted = keys
-    keys = tuple(dict.fromkeys([*keys, *DEFAULT_KEYS]))  # the same forward pass: keep them all for the cache
+    outputs = tuple(dict.fromkeys([*keys, *DEFAULT_KEYS]))  # the same forward pass: keep them all for the cache
     was_training = model.training
     model.eval()
     dataset = ECGDataset(store, indices=idx, transform=transform)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
-    chunks: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    chunks: dict[str, list[np.ndarray]] = {k: [] for k in outputs}
     try:
         for batch in tqdm(loader, desc=f"embed {Path(store.path).name}", unit="batch", disable=not progress):
             out = model.encode_ecg(batch["ecg"].to(device), with_attention=False)  # type: ignore[operator]
-            for k in keys:
+            for k in outputs:
                 if k not in out:
                     raise KeyError(f"encode_ecg returned no {k!r} (has {sorted(out)})")
                 chunks[k].append(out[k].float().cpu().numpy())
@@ -105,4 +104,4 @@ def extract_embeddings(
         tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez(tmp, **result)  # type: ignore[arg-type]
         os.replace(tmp, path)
-    return {k: result[k] for k in wanted}
+    return {k: result[k] for k in keys}

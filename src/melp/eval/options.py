@@ -49,11 +49,11 @@ def carve_validation(train: str, val: str | None) -> tuple[str, str]:
     The split is :func:`melp.data.tasks.split_indices` (PTB-XL ``strat_fold`` where present, else
     seeded and patient-wise), so no patient is in both.
     """
-    from melp.data.tasks import SPLITS
+    from melp.data.tasks import split_store_ref
 
     if val:
         return train, val
-    if ":" in train and train.rsplit(":", 1)[-1] in SPLITS:
+    if split_store_ref(train)[1]:
         raise SystemExit(f"--train {train} names a split already; give --val explicitly")
     logger.info("no --val given: training on %s:train, early stopping on %s:val", train, train)
     return f"{train}:train", f"{train}:val"

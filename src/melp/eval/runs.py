@@ -22,7 +22,15 @@ from tqdm.auto import tqdm
 from melp.data.collate import ECGReportCollator
 from melp.data.datasets import ECGDataset
 from melp.data.store import Store, open_store
-from melp.data.tasks import SPLITS, SplitScheme, TaskSpec, get_task, label_matrix, split_indices, subset_indices
+from melp.data.tasks import (
+    SplitScheme,
+    TaskSpec,
+    get_task,
+    label_matrix,
+    split_indices,
+    split_store_ref,
+    subset_indices,
+)
 from melp.data.transforms import Compose, build_transform
 from melp.eval.bootstrap import bootstrap_means
 from melp.eval.embed import extract_embeddings
@@ -111,9 +119,7 @@ def select(ref: str | Path, settings: Settings) -> Selection:
     then once per protocol and model): the store is opened, and its split computed, once.
     """
     text = str(ref)
-    path, _, split = text.rpartition(":")
-    if not path or split not in SPLITS:  # a plain path, even one named like a split ("val")
-        path, split = text, ""
+    path, split = split_store_ref(text)
     manifest = Path(path) / "manifest.json"
     stamp = manifest.stat().st_mtime_ns if manifest.is_file() else 0
     store = _open(path, stamp)

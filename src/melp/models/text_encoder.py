@@ -79,13 +79,13 @@ class TextEncoder(nn.Module):
         out = self.bert(input_ids=ids, attention_mask=mask, position_ids=positions.expand(b, -1))
         hidden = out.last_hidden_state  # (B, L + 1, H)
         token_embs = hidden[:, :-1]  # (B, L, H)
+        words = self.word_mask(input_ids, attention_mask)  # (B, L)
         if self.pooling == "mean":
-            words = (attention_mask.bool() & ~torch.isin(input_ids, self.special_ids)).unsqueeze(-1)  # (B, L, 1)
-            pooled = (token_embs * words).sum(1) / words.sum(1).clamp_min(1)  # (B, H)
+            pooled = (token_embs * words.unsqueeze(-1)).sum(1) / words.sum(1, keepdim=True).clamp_min(1)  # (B, H)
         else:
             pooled = hidden[:, -1]  # (B, H) the appended [CLS]
         text_latent = F.normalize(self.proj(pooled).float(), dim=-1)  # (B, E)
-        sentence_embs, sentence_mask = self.sentence_embeddings(input_ids, attention_mask, token_embs)
+        sentence_embs, sentence_mask = self.sentence_embeddings(input_ids, words, token_embs)
         return {
             "text_latent": text_latent,
             "token_embs": token_embs,
@@ -93,25 +93,29 @@ class TextEncoder(nn.Module):
             "sentence_mask": sentence_mask,
         }
 
+    def word_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, L) bool: the report's word tokens, i.e. attended and not a special token."""
+        return attention_mask.bool() & ~torch.isin(input_ids, self.special_ids)
+
     def sentence_embeddings(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_embs: torch.Tensor
+        self, input_ids: torch.Tensor, words: torch.Tensor, token_embs: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean token state per sentence, projected: (B, S, E) and a (B, S) bool mask of non-empty sentences.
 
         A sentence ends with (and includes) the delimiter "."; text after the last "." forms one more
         sentence; a report without "." is one sentence. Special tokens are left out of the means.
         Sentences with no tokens are zero and masked, never dropped, so row b stays report b.
+        ``words`` is :meth:`word_mask` of the batch.
         """
         b, n, h = token_embs.shape
         is_delim = (input_ids == self.delimiter_id).long()  # (B, L)
         segment = torch.cumsum(is_delim, dim=1) - is_delim  # (B, L) sentence index of each token
-        valid = attention_mask.bool() & ~torch.isin(input_ids, self.special_ids)  # (B, L)
-        n_sent = max(int(segment.masked_fill(~valid, -1).max().item()) + 1, 1)
+        n_sent = max(int(segment.masked_fill(~words, -1).max().item()) + 1, 1)
         rows = torch.arange(b, device=input_ids.device).unsqueeze(1) * n_sent
-        index = (rows + segment).masked_fill(~valid, b * n_sent).flatten()  # (B * L,), invalid → spare bucket
+        index = (rows + segment).masked_fill(~words, b * n_sent).flatten()  # (B * L,), invalid → spare bucket
         sums = token_embs.new_zeros(b * n_sent + 1, h, dtype=torch.float32)
         sums.index_add_(0, index, token_embs.reshape(b * n, h).float())
-        counts = torch.zeros(b * n_sent + 1, device=index.device).index_add_(0, index, valid.flatten().float())
+        counts = torch.zeros(b * n_sent + 1, device=index.device).index_add_(0, index, words.flatten().float())
         means = (sums[:-1] / counts[:-1].clamp_min(1.0).unsqueeze(1)).view(b, n_sent, h)  # (B, S, H)
         mask = (counts[:-1] > 0).view(b, n_sent)  # (B, S)
         embs = self.sent_proj(means.to(token_embs.dtype)) * mask.unsqueeze(-1)  # (B, S, E)
