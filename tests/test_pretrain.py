@@ -94,6 +94,27 @@ def test_param_groups_exclude_norms_biases_queries_embeddings_scale() -> None:
     assert len(everything) == 1 and len(everything[0]["names"]) == 7  # frozen ones never reach the optimizer
 
 
+def test_lr_scales_give_a_prefix_its_own_groups_and_learning_rate() -> None:
+    from melp.train.optim import build_optimizer
+    from melp.train.schedule import build_scheduler
+
+    groups = param_groups(_Toy(), weight_decay=0.2, lr_scales={"proj.": 0.1, "norm.": 1.0})
+    by_key = {(g["lr_scale"], g["weight_decay"]): set(g["names"]) for g in groups}
+    assert by_key == {
+        (1.0, 0.0): {"embed.weight", "norm.weight", "norm.bias", "queries", "logit_scale"},
+        (0.1, 0.2): {"proj.weight"},
+        (0.1, 0.0): {"proj.bias"},
+    }
+    optimizer = build_optimizer(
+        _Toy(), lr=2e-3, weight_decay=0.2, betas=(0.9, 0.95), eps=1e-8, lr_scales={"proj.": 0.1}
+    )
+    scheduler = build_scheduler(optimizer, lr=2e-3, min_lr=0.0, warmup_steps=4, total_steps=10)
+    optimizer.step()
+    scheduler.step()
+    lrs = {g["lr_scale"]: g["lr"] for g in optimizer.param_groups}
+    assert lrs[1.0] == pytest.approx(2e-3 * 0.5) and lrs[0.1] == pytest.approx(2e-4 * 0.5)  # warm-up step 2 of 4
+
+
 def test_sampler_shards_partition_each_epoch_and_resume_offsets() -> None:
     shards = [ResumableDistributedSampler(num_samples=11, rank=r, world_size=3, seed=5) for r in range(3)]
     for s in shards:

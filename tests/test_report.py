@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from melp.models.tokenizer import split_sentences
 from melp.report import ReportInputs, ResultEntry, build_report, format_cell
 from melp.report.alignment import (
     AlignmentExample,
@@ -21,7 +22,6 @@ from melp.report.alignment import (
     similarity_attention,
 )
 from melp.report.document import Alignment, Figure, Section, render_html, render_markdown
-from melp.report.explain import split_sentences
 from melp.report.figures import figure_png, pick_roc_classes, read_metrics, read_scores
 
 CLASSES = ("AFIB", "SR", "PVC", "LVH")

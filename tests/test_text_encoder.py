@@ -149,6 +149,25 @@ def test_frozen_layers_and_no_mlm_head(model: MELP) -> None:
     assert bert.pooler is None
 
 
+def test_a_locked_text_tower_gets_no_gradient_and_every_other_parameter_does(tmp_path: Path) -> None:
+    from melp.losses import MELPLoss
+    from tests.test_models import batch_for
+
+    build_micro_model(tmp_path)  # writes the text model directory
+    config = MELPConfig.preset("micro")
+    config.text.locked, config.text.n_frozen_layers, config.text.max_length = True, 0, 64
+    locked = MELP.from_text_model(config=config, text_model_dir=tmp_path / "text")
+    assert not any(p.requires_grad for p in locked.text.parameters())
+    batch = batch_for(locked)
+    terms = MELPLoss(pad_id=config.text.pad_token_id)(
+        locked(**{k: batch[k] for k in ("ecg", "input_ids", "attention_mask")})
+    )
+    terms["loss"].backward()
+    assert all(p.grad is None for p in locked.text.parameters())
+    missing = [n for n, p in locked.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    assert not missing
+
+
 def test_bad_text_inputs_and_configs(model: MELP, tmp_path: Path) -> None:
     ids = torch.tensor([[5, 10, 3]])
     with pytest.raises(ValueError, match="integer"):

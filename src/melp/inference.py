@@ -531,8 +531,8 @@ class ECGPredictor:
 
     @torch.no_grad()
     def _report_and_attention(self, windows: Windows, record_id: str) -> tuple[dict[str, Any], dict[str, Any], Any]:
+        from melp.models.tokenizer import split_sentences
         from melp.report.alignment import AlignmentExample, detect_beats, sentence_links, similarity_attention
-        from melp.report.explain import split_sentences
 
         if not self.has_text:
             reason = "the model has no text side (encoder-only): no caption decoder"

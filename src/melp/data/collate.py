@@ -38,26 +38,27 @@ class ECGReportCollator:
 
     def tokenize(self, reports: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Reports → ``input_ids`` (B, L) int64 and ``attention_mask`` (B, L) int64."""
+        words = self.tokenizer(
+            list(reports), add_special_tokens=False, truncation=True, max_length=self.max_length - 2
+        )["input_ids"]
+        return self.pack(words)
+
+    def pack(self, words: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Word-token id lists (each at most ``max_length - 2``) → ``[BOS] w1 … wn [SEP] [PAD] …``.
+
+        Returns ``input_ids`` (B, L) int64 and ``attention_mask`` (B, L) int64, L = longest + 2.
+        """
         tok = self.tokenizer
-        enc = tok(
-            list(reports),
-            add_special_tokens=False,
-            truncation=True,
-            max_length=self.max_length - 2,
-            padding="longest",
-            return_tensors="pt",
-        )
-        words = enc["input_ids"].long().reshape(len(reports), -1)  # (B, n)
-        mask = enc["attention_mask"].long().reshape(len(reports), -1)  # (B, n)
-        b = words.shape[0]
-        ids = torch.full((b, words.shape[1] + 2), tok.pad_token_id, dtype=torch.long)  # (B, n + 2)
-        ids[:, 0] = tok.bos_token_id
-        ids[:, 1:-1] = words.masked_fill(mask == 0, tok.pad_token_id)
-        lengths = mask.sum(dim=1)  # (B,) word tokens per report
-        ids.scatter_(1, (lengths + 1).unsqueeze(1), tok.sep_token_id)
-        attention = (torch.arange(ids.shape[1]).unsqueeze(0) < (lengths + 2).unsqueeze(1)).long()  # (B, n + 2)
-        width = int(lengths.max().item()) + 2 if b else 2
-        return ids[:, :width], attention[:, :width]
+        lengths = [len(w) for w in words]
+        if lengths and max(lengths) > self.max_length - 2:
+            raise ValueError(f"a token list of {max(lengths)} exceeds max_length - 2 = {self.max_length - 2}")
+        width = max(lengths, default=0) + 2
+        ids = torch.full((len(words), width), tok.pad_token_id, dtype=torch.long)  # (B, L)
+        mask = torch.zeros((len(words), width), dtype=torch.long)  # (B, L)
+        for row, (w, n) in enumerate(zip(words, lengths)):
+            ids[row, : n + 2] = torch.tensor([tok.bos_token_id, *w, tok.sep_token_id], dtype=torch.long)
+            mask[row, : n + 2] = 1
+        return ids, mask
 
     def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """Dataset items → {"ecg" (B, C, T), "input_ids" (B, L), "attention_mask" (B, L), "index" (B,), "labels" (B, K)}."""

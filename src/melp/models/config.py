@@ -112,6 +112,9 @@ class TextEncoderConfig:
             tokens left out, as in the sentence means). An MLM-pretrained BERT never saw a [CLS]
             at the end, so at the start of stage 2 that state is nearly the same for every report
             (mean cosine 0.9995 after the demo's stage 1); the mean differs from report to report.
+        locked: freeze the whole text encoder (BERT, embeddings and both projections), as LiT
+            (Zhai et al., 2022) locks a pretrained tower: stage 2 then aligns the ECG side, the
+            decoder and the temperature with the text space of stage 1 instead of reshaping it.
     """
 
     model_path: str = ""
@@ -125,6 +128,7 @@ class TextEncoderConfig:
     sentence_delimiter_id: int = -1
     special_token_ids: list[int] = field(default_factory=list)
     pooling: Literal["cls", "mean"] = "cls"
+    locked: bool = False
 
 
 @dataclass

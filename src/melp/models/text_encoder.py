@@ -60,6 +60,8 @@ class TextEncoder(nn.Module):
         self.sent_proj = nn.Linear(hidden, embed_dim)
         for layer in self.bert.encoder.layer[: config.n_frozen_layers]:
             layer.requires_grad_(False)
+        if config.locked:
+            self.requires_grad_(False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Encode a padded batch ``[BOS] w1 … wn [SEP] [PAD] …`` (B, L).

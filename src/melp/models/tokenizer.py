@@ -131,3 +131,19 @@ def build_text_model_dir(
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def split_sentences(token_ids: list[int], *, delimiter_id: int, special_ids: set[int]) -> list[list[int]]:
+    """Cut a tokenised report into the sentences the text encoder embeds (``TextEncoder.sentence_embeddings``).
+
+    A sentence ends with (and includes) the delimiter; text after the last delimiter is one more
+    sentence; special tokens belong to no sentence. Sentences left with no token are dropped, as the
+    model masks them, so the result matches the model's valid sentences one to one.
+    """
+    sentences: list[list[int]] = [[]]
+    for token in token_ids:
+        if token not in special_ids:
+            sentences[-1].append(token)
+        if token == delimiter_id:
+            sentences.append([])
+    return [s for s in sentences if s]

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from melp.losses.local_alignment import local_attention_maps
+from melp.models.tokenizer import split_sentences
 from melp.report.alignment import AlignmentExample, detect_beats, similarity_attention
 
 SENTENCE_DELIMITER = "."
@@ -50,22 +51,6 @@ def read_generated(path: str | Path, *, limit: int) -> list[GeneratedReport]:
             GeneratedReport(record_id=str(row["id"]), reference=str(row["reference"]), generated=str(row["generated"]))
         )
     return pairs
-
-
-def split_sentences(token_ids: list[int], *, delimiter_id: int, special_ids: set[int]) -> list[list[int]]:
-    """Cut a tokenised report into the sentences the text encoder embeds (``TextEncoder.sentence_embeddings``).
-
-    A sentence ends with (and includes) the delimiter; text after the last delimiter is one more
-    sentence; special tokens belong to no sentence. Sentences left with no token are dropped, as the
-    model masks them, so the result matches the model's valid sentences one to one.
-    """
-    sentences: list[list[int]] = [[]]
-    for token in token_ids:
-        if token not in special_ids:
-            sentences[-1].append(token)
-        if token == delimiter_id:
-            sentences.append([])
-    return [s for s in sentences if s]
 
 
 class ModelRunner:

@@ -23,13 +23,19 @@ from melp.models.config import MELPConfig
 
 @dataclass
 class OptimConfig:
-    """AdamW settings (spec §7)."""
+    """AdamW settings (spec §7).
+
+    Attributes:
+        text_lr_scale: learning-rate multiplier of the text encoder's trainable parameters
+            (``model.text``); 1 is the paper's single learning rate.
+    """
 
     lr: float = 2e-4
     weight_decay: float = 0.2
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-8
     decay_norms_and_biases: bool = False
+    text_lr_scale: float = 1.0
 
 
 @dataclass
@@ -148,6 +154,7 @@ def validate_pretrain_config(cfg: PretrainConfig) -> None:
     """Range checks the type checker cannot express; raises ``ValueError`` naming the key."""
     checks = [
         (cfg.optim.lr > 0, "optim.lr must be > 0"),
+        (cfg.optim.text_lr_scale >= 0, "optim.text_lr_scale must be >= 0"),
         (cfg.optim.weight_decay >= 0, "optim.weight_decay must be >= 0"),
         (all(0 <= b < 1 for b in cfg.optim.betas), "optim.betas must lie in [0, 1)"),
         (0 <= cfg.schedule.min_lr <= cfg.optim.lr, "schedule.min_lr must lie in [0, optim.lr]"),
@@ -190,6 +197,13 @@ class TextPretrainConfig:
         seed: seeds the data order, masking and initialisation.
         log_every: write a metrics line every N steps.
         extra_text: further text files (one passage per line) added to the corpus.
+        contrastive_steps: steps of the sentence↔report contrastive phase after the masked-LM
+            (:mod:`melp.train.text_contrastive`; melp's addition for encoders trained from scratch,
+            which lack the contrastive pretraining of the paper's MedCPT start). 0: masked-LM only,
+            as the paper.
+        contrastive_batch_size: reports (and sentences) per contrastive step.
+        contrastive_lr: peak AdamW learning rate of the contrastive phase (same warm-up rule).
+        contrastive_temperature: softmax temperature of the contrastive logits.
     """
 
     size: Literal["micro", "tiny", "base"] = "tiny"
@@ -206,3 +220,7 @@ class TextPretrainConfig:
     seed: int = 42
     log_every: int = 10
     extra_text: list[str] = field(default_factory=list)
+    contrastive_steps: int = 0
+    contrastive_batch_size: int = 64
+    contrastive_lr: float = 5e-4
+    contrastive_temperature: float = 0.05

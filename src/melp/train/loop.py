@@ -173,7 +173,7 @@ class Pretrainer:
         oc = cfg.optim
         self.optimizer = build_optimizer(
             self.model, lr=oc.lr, weight_decay=oc.weight_decay, betas=oc.betas, eps=oc.eps,
-            decay_norms_and_biases=oc.decay_norms_and_biases,
+            decay_norms_and_biases=oc.decay_norms_and_biases, lr_scales={"text.": oc.text_lr_scale},
         )  # fmt: skip
         self.scheduler = build_scheduler(
             self.optimizer, lr=oc.lr, min_lr=cfg.schedule.min_lr,

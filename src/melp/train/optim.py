@@ -33,7 +33,11 @@ def _no_decay_names(model: nn.Module) -> set[str]:
 
 
 def param_groups(
-    model: nn.Module, *, weight_decay: float, decay_norms_and_biases: bool = False
+    model: nn.Module,
+    *,
+    weight_decay: float,
+    decay_norms_and_biases: bool = False,
+    lr_scales: dict[str, float] | None = None,
 ) -> list[dict[str, object]]:
     """Split the trainable parameters of ``model`` into a decayed and a non-decayed group.
 
@@ -41,22 +45,33 @@ def param_groups(
         model: the module to optimise (a DDP wrapper's ``.module`` or the bare model).
         weight_decay: decay of the decayed group.
         decay_norms_and_biases: decay every parameter, as the reference code did.
+        lr_scales: learning-rate multipliers by parameter-name prefix (e.g. ``{"text.": 0.1}``);
+            the parameters under a prefix get groups of their own with ``lr_scale`` set.
 
     Returns:
-        One or two AdamW parameter groups, each with ``params``, ``weight_decay`` and ``names``.
+        AdamW parameter groups, each with ``params``, ``weight_decay``, ``names`` and ``lr_scale``.
     """
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("the model has no trainable parameters")
-    if decay_norms_and_biases:
-        return [{"params": [p for _, p in trainable], "weight_decay": weight_decay, "names": [n for n, _ in trainable]}]
-    skip = _no_decay_names(model)
-    decay = [(n, p) for n, p in trainable if n not in skip]
-    no_decay = [(n, p) for n, p in trainable if n in skip]
-    groups = [
-        {"params": [p for _, p in decay], "weight_decay": weight_decay, "names": [n for n, _ in decay]},
-        {"params": [p for _, p in no_decay], "weight_decay": 0.0, "names": [n for n, _ in no_decay]},
-    ]
+    skip = set() if decay_norms_and_biases else _no_decay_names(model)
+    scales = {prefix: s for prefix, s in (lr_scales or {}).items() if s != 1.0}
+
+    def scale_of(name: str) -> float:
+        return next((s for prefix, s in scales.items() if name.startswith(prefix)), 1.0)
+
+    groups = []
+    for scale in dict.fromkeys([1.0, *scales.values()]):
+        for decayed in (True, False):
+            members = [(n, p) for n, p in trainable if scale_of(n) == scale and (n not in skip) == decayed]
+            groups.append(
+                {
+                    "params": [p for _, p in members],
+                    "weight_decay": weight_decay if decayed else 0.0,
+                    "names": [n for n, _ in members],
+                    "lr_scale": scale,
+                }
+            )
     return [g for g in groups if g["params"]]
 
 
@@ -68,9 +83,14 @@ def build_optimizer(
     betas: tuple[float, float],
     eps: float,
     decay_norms_and_biases: bool = False,
+    lr_scales: dict[str, float] | None = None,
 ) -> torch.optim.AdamW:
-    """AdamW over :func:`param_groups` of ``model``."""
-    groups = param_groups(model, weight_decay=weight_decay, decay_norms_and_biases=decay_norms_and_biases)
+    """AdamW over :func:`param_groups` of ``model``; a group's learning rate is ``lr × lr_scale``."""
+    groups = param_groups(
+        model, weight_decay=weight_decay, decay_norms_and_biases=decay_norms_and_biases, lr_scales=lr_scales
+    )
+    for group in groups:
+        group["lr"] = lr * group["lr_scale"]  # type: ignore[operator]
     counts = {g["weight_decay"]: sum(p.numel() for p in g["params"]) for g in groups}  # type: ignore[attr-defined]
     # the fused CUDA kernel updates every parameter in a few launches instead of several per tensor
     fused = all(p.is_cuda for g in groups for p in g["params"])  # type: ignore[attr-defined]

@@ -1,5 +1,9 @@
 """Stage 1 of MELP (spec §5): a cardiology text encoder by masked language modelling.
 
+With ``contrastive_steps`` the masked-LM is followed by a sentence↔report contrastive phase
+(:mod:`melp.train.text_contrastive`), melp's stand-in for the contrastive pretraining that the
+paper's MedCPT start brings.
+
 The reference repository has no code for this stage (it downloads ``fuyingw/heart_bert``). Here a
 WordPiece tokenizer is trained on the reports of the given stores (plus optional extra text
 files), then a BERT masked-LM is trained from scratch, or an existing BERT is continued with its own
@@ -30,6 +34,7 @@ from melp.models.tokenizer import build_bert_config, load_tokenizer, train_wordp
 from melp.train.config import TextPretrainConfig
 from melp.train.optim import build_optimizer
 from melp.train.schedule import build_scheduler
+from melp.train.text_contrastive import train_sentence_report
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +164,7 @@ def train_text_encoder(
                     record = {
                         "step": step,
                         "split": "train",
+                        "phase": "mlm",
                         "mlm_loss": running / n,
                         "lr": scheduler.get_last_lr()[0],
                         "texts_per_s": step * cfg.batch_size / (time.perf_counter() - started),
@@ -168,7 +174,17 @@ def train_text_encoder(
                     running = 0.0
                 if step >= total:
                     break
+        if cfg.contrastive_steps:
+            train_sentence_report(
+                cfg,
+                model=model,
+                tokenizer=tokenizer,
+                texts=texts,
+                device=torch.device(device),
+                log=log,
+                first_step=step,
+            )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    logger.info("text encoder written to %s (%d steps)", out, step)
+    logger.info("text encoder written to %s (%d masked-LM, %d contrastive steps)", out, step, cfg.contrastive_steps)
     return out
