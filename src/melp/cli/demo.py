@@ -54,11 +54,11 @@ SIZES: dict[str, DemoSize] = {
     "tiny": DemoSize(
         n_train=2000,
         n_eval=500,
-        text_steps=200,
+        text_steps=100,
         contrastive_steps=50,
-        steps=300,
+        steps=250,
         generate=50,
-        overrides=("training.val_every=150",),
+        overrides=("training.val_every=125",),
     ),
     "micro": DemoSize(n_train=300, n_eval=60, text_steps=20, contrastive_steps=10, steps=30, generate=8),
 }
