@@ -158,3 +158,14 @@ def test_a_trained_encoder_puts_sentences_next_to_their_reports(stage1: Path) ->
     contains = torch.tensor([[query in s for s in sentences] for query in queries])
     sims = q @ r.T
     assert sims[contains].mean() > sims[~contains].mean() + 0.2
+
+
+def test_bad_contrastive_settings_fail_before_stage_1_writes_anything(tmp_path: Path) -> None:
+    from melp.train.config import TextPretrainConfig
+    from melp.train.text_pretrain import train_text_encoder
+
+    for bad in ({"contrastive_batch_size": 1}, {"contrastive_temperature": 0.0}, {"contrastive_steps": -1}):
+        cfg = TextPretrainConfig(size="micro", max_steps=1, **bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="contrastive"):
+            train_text_encoder(cfg, stores=[tmp_path / "missing"], out=tmp_path / "text", device="cpu")
+        assert not (tmp_path / "text").exists()

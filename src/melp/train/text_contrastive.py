@@ -77,6 +77,15 @@ def mean_word_states(bert: BertModel, ids: torch.Tensor, mask: torch.Tensor, spe
     return (hidden * words).sum(1) / words.sum(1).clamp_min(1.0)
 
 
+def check_contrastive_settings(cfg: TextPretrainConfig) -> None:
+    """Raise ``ValueError`` for settings the phase cannot run with (checked before stage 1 starts)."""
+    if cfg.contrastive_steps < 0 or cfg.contrastive_batch_size < 2 or cfg.contrastive_temperature <= 0:
+        raise ValueError(
+            "contrastive_steps must be >= 0, contrastive_batch_size >= 2 and contrastive_temperature > 0; got "
+            f"{cfg.contrastive_steps}, {cfg.contrastive_batch_size}, {cfg.contrastive_temperature}"
+        )
+
+
 def train_sentence_report(
     cfg: TextPretrainConfig,
     *,
@@ -92,11 +101,7 @@ def train_sentence_report(
     A causal copy of the BERT is trained and copied back, so the masked-LM head stays tied to the
     updated word embeddings. Metrics lines go to ``log``, numbered on from ``first_step``.
     """
-    if cfg.contrastive_steps < 0 or cfg.contrastive_batch_size < 2 or cfg.contrastive_temperature <= 0:
-        raise ValueError(
-            "contrastive_steps must be >= 0, contrastive_batch_size >= 2 and contrastive_temperature > 0; got "
-            f"{cfg.contrastive_steps}, {cfg.contrastive_batch_size}, {cfg.contrastive_temperature}"
-        )
+    check_contrastive_settings(cfg)
     reports = report_sentences(tokenizer, texts, max_length=cfg.max_length)
     usable = np.flatnonzero([len(r) > 0 for r in reports])
     if len(usable) < 2:

@@ -34,7 +34,7 @@ from melp.models.tokenizer import build_bert_config, load_tokenizer, train_wordp
 from melp.train.config import TextPretrainConfig
 from melp.train.optim import build_optimizer
 from melp.train.schedule import build_scheduler
-from melp.train.text_contrastive import train_sentence_report
+from melp.train.text_contrastive import check_contrastive_settings, train_sentence_report
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +129,7 @@ def train_text_encoder(
     Returns:
         ``out``.
     """
+    check_contrastive_settings(cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "pretrain_text_config.yaml")
