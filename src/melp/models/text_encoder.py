@@ -34,6 +34,16 @@ def check_token_ids(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> No
         raise ValueError("token ids and attention masks must be integer tensors (never cast ids through float)")
 
 
+def word_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids: torch.Tensor) -> torch.Tensor:
+    """(B, L) bool: the report's word tokens, i.e. attended and not one of ``special_ids``."""
+    return attention_mask.bool() & ~torch.isin(input_ids, special_ids)
+
+
+def mean_pool(states: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+    """(B, H) mean of ``states`` (B, L, H) over the positions where ``words`` (B, L) is true (``pooling: mean``)."""
+    return (states * words.unsqueeze(-1)).sum(1) / words.sum(1, keepdim=True).clamp_min(1)
+
+
 class TextEncoder(nn.Module):
     """Causal BERT + global projection (H → E → E) + sentence projection (H → E)."""
 
@@ -83,7 +93,7 @@ class TextEncoder(nn.Module):
         token_embs = hidden[:, :-1]  # (B, L, H)
         words = self.word_mask(input_ids, attention_mask)  # (B, L)
         if self.pooling == "mean":
-            pooled = (token_embs * words.unsqueeze(-1)).sum(1) / words.sum(1, keepdim=True).clamp_min(1)  # (B, H)
+            pooled = mean_pool(token_embs, words)  # (B, H)
         else:
             pooled = hidden[:, -1]  # (B, H) the appended [CLS]
         text_latent = F.normalize(self.proj(pooled).float(), dim=-1)  # (B, E)
@@ -97,7 +107,7 @@ class TextEncoder(nn.Module):
 
     def word_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, L) bool: the report's word tokens, i.e. attended and not a special token."""
-        return attention_mask.bool() & ~torch.isin(input_ids, self.special_ids)
+        return word_mask(input_ids, attention_mask, self.special_ids)
 
     def sentence_embeddings(
         self, input_ids: torch.Tensor, words: torch.Tensor, token_embs: torch.Tensor

@@ -10,6 +10,7 @@ is on CUDA the fused AdamW kernel is used (same update, one kernel for all tenso
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -96,3 +97,20 @@ def build_optimizer(
     fused = all(p.is_cuda for g in groups for p in g["params"])  # type: ignore[attr-defined]
     logger.info("optimizer: AdamW lr=%g betas=%s fused=%s; parameters by weight decay: %s", lr, betas, fused, counts)
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused or None)  # type: ignore[arg-type]
+
+
+def clipped_step(
+    loss: torch.Tensor,
+    *,
+    parameters: Iterable[nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    max_norm: float,
+) -> None:
+    """Backward ``loss``, clip the gradient norm of ``parameters`` to ``max_norm``, step the optimizer
+    and its schedule, and clear the gradients (stage 1's plain single-process step)."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)

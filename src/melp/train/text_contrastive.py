@@ -32,9 +32,10 @@ from transformers import BertConfig, BertForMaskedLM, BertModel
 
 from melp.data.collate import ECGReportCollator
 from melp.losses.sentence_report import sentence_report_loss
+from melp.models.text_encoder import mean_pool, word_mask
 from melp.models.tokenizer import SENTENCE_DELIMITER, split_sentences
 from melp.train.config import TextPretrainConfig
-from melp.train.optim import build_optimizer
+from melp.train.optim import build_optimizer, clipped_step
 from melp.train.schedule import build_scheduler
 
 logger = logging.getLogger(__name__)
@@ -73,8 +74,7 @@ def sample_batch(
 def mean_word_states(bert: BertModel, ids: torch.Tensor, mask: torch.Tensor, specials: torch.Tensor) -> torch.Tensor:
     """(B, H) mean last-layer state of the word tokens of ``ids`` (B, L): ``pooling: mean``'s state."""
     hidden = bert(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, L, H)
-    words = (mask.bool() & ~torch.isin(ids, specials)).unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
-    return (hidden * words).sum(1) / words.sum(1).clamp_min(1.0)
+    return mean_pool(hidden, word_mask(ids, mask, specials))
 
 
 def check_contrastive_settings(cfg: TextPretrainConfig) -> None:
@@ -138,11 +138,7 @@ def train_sentence_report(
         )
         if not torch.isfinite(loss):
             raise FloatingPointError(f"contrastive loss is {loss.item()} at step {step}; lower contrastive_lr")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(bert.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        clipped_step(loss, parameters=bert.parameters(), optimizer=optimizer, scheduler=scheduler, max_norm=1.0)
         bar.update(1)
         bar.set_postfix(contrastive_loss=f"{loss.item():.3f}")
         if step % cfg.log_every == 0 or step == steps:

@@ -32,7 +32,7 @@ from melp.config import save_config
 from melp.data import open_store
 from melp.models.tokenizer import build_bert_config, load_tokenizer, train_wordpiece_tokenizer
 from melp.train.config import TextPretrainConfig
-from melp.train.optim import build_optimizer
+from melp.train.optim import build_optimizer, clipped_step
 from melp.train.schedule import build_scheduler
 from melp.train.text_contrastive import check_contrastive_settings, train_sentence_report
 
@@ -151,11 +151,9 @@ def train_text_encoder(
                 loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"masked-LM loss is {loss.item()} at step {step}; lower text lr")
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                clipped_step(
+                    loss, parameters=model.parameters(), optimizer=optimizer, scheduler=scheduler, max_norm=1.0
+                )
                 step += 1
                 running += loss.item()
                 bar.update(1)
