@@ -25,9 +25,11 @@ REPORTS = [
 ]
 
 
-@pytest.mark.parametrize(("frozen", "conv_pos_kernel", "decoder_width"), [(1, 16, 64), (0, 15, 48)])
+@pytest.mark.parametrize(
+    ("frozen", "conv_pos_kernel", "decoder_width", "conv_kernel"), [(1, 16, 64, 2), (0, 15, 48, 4)]
+)
 def test_analytic_flops_match_flop_counter_mode(
-    tmp_path: Path, frozen: int, conv_pos_kernel: int, decoder_width: int
+    tmp_path: Path, frozen: int, conv_pos_kernel: int, decoder_width: int, conv_kernel: int
 ) -> None:
     tok = train_wordpiece_tokenizer(REPORTS, vocab_size=300)
     bert = build_bert_config(vocab_size=len(tok), hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128)
@@ -36,6 +38,7 @@ def test_analytic_flops_match_flop_counter_mode(
     config.text.n_frozen_layers = frozen
     config.text.max_length = 48
     config.ecg.conv_pos_kernel = conv_pos_kernel
+    config.ecg.conv_kernel = conv_kernel
     config.decoder.width = decoder_width  # != the BERT width: the decoder's input projection is counted
     torch.manual_seed(0)
     model = MELP.from_text_model(config=config, text_model_dir=tmp_path / "text").train()

@@ -87,6 +87,33 @@ def test_ecg_encoder_frames_and_tail(samples: int) -> None:
     torch.testing.assert_close(enc(z), out, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize(("kernel", "first", "last"), [(2, 0, 15), (4, -15, 30), (6, -30, 45)])
+def test_conv_kernel_widens_the_receptive_field_around_the_same_frames(kernel: int, first: int, last: int) -> None:
+    """Frame j of kernel k sees samples [16 j + 8 - (15 k + 1) / 2, ...]: 1 + 15 (k - 1) samples
+    centred where kernel 2 centres the frame, and the frame count stays T // 16."""
+    from melp.models.ecg_encoder import ConvFeatureExtractor
+
+    torch.manual_seed(0)
+    conv = ConvFeatureExtractor(in_channels=12, channels=8, kernel=kernel)
+    for samples in (1000, 1001, 5000, 16):
+        assert conv(torch.randn(1, 12, samples)).shape == (1, 8, samples // 16)
+    x = torch.randn(1, 12, 320, requires_grad=True)
+    j, y = 10, x
+    for block in conv.convs:  # the geometry alone: the first block's GroupNorm couples every step
+        y = block(y)
+    y[0, :, j].sum().backward()
+    assert x.grad is not None
+    seen = torch.nonzero(x.grad[0].abs().sum(0)).flatten()
+    assert (int(seen.min()), int(seen.max())) == (16 * j + first, 16 * j + last)
+    assert len(seen) == 1 + 15 * (kernel - 1)
+
+
+def test_conv_kernel_must_be_even() -> None:
+    with pytest.raises(ValueError, match="conv_kernel must be even"):
+        ECGEncoderConfig(size="micro", conv_kernel=3).shape()
+    assert ECGEncoderConfig(size="small").shape().conv_kernel == 2  # the paper's
+
+
 def test_ecg_encoder_rejects_bad_input() -> None:
     enc = build_ecg_encoder("micro")
     with pytest.raises(ValueError, match=r"\(B, 12, T\)"):

@@ -230,6 +230,13 @@ def test_round_trip_melp_reference_melp(tmp_path: Path) -> None:
         torch.testing.assert_close(back.encode_ecg(x)["ecg_latent"], model.encode_ecg(x)["ecg_latent"], rtol=0, atol=0)
 
 
+def test_a_wider_conv_kernel_is_not_exported(tmp_path: Path) -> None:
+    config = _ecg_only_config()
+    config.ecg.conv_kernel = 4
+    with pytest.raises(ReferenceError, match="conv_kernel=4"):
+        export_reference(MELP(config=config), tmp_path)
+
+
 def test_export_of_the_fixture_reproduces_its_keys(fixture: Path, tmp_path: Path) -> None:
     """Converted then exported: every inference tensor equals the authors' file, every key is present."""
     export_reference(MELP.from_reference(fixture), tmp_path)

@@ -168,6 +168,25 @@ def test_a_locked_text_tower_gets_no_gradient_and_every_other_parameter_does(tmp
     assert not missing
 
 
+def test_a_locked_text_tower_stays_in_eval_mode_without_dropout(tmp_path: Path) -> None:
+    """Training mode reaches every module but the locked tower, whose states are then the same on every call."""
+    from tests.test_models import batch_for
+
+    build_micro_model(tmp_path)
+    config = MELPConfig.preset("micro")
+    config.text.locked, config.text.n_frozen_layers, config.text.max_length = True, 0, 64
+    model = MELP.from_text_model(config=config, text_model_dir=tmp_path / "text").train()
+    assert model.training and model.ecg_encoder.training and model.decoder.training
+    assert not any(m.training for m in model.text.modules())
+    assert model.text.bert.config.hidden_dropout_prob > 0
+    batch = batch_for(model)
+    first, second = (model.encode_text(batch["input_ids"], batch["attention_mask"]) for _ in range(2))
+    assert torch.equal(first["token_embs"], second["token_embs"])
+    config.text.locked = False
+    trained = MELP.from_text_model(config=config, text_model_dir=tmp_path / "text").train()
+    assert trained.text.training and trained.text.bert.training
+
+
 def test_bad_text_inputs_and_configs(model: MELP, tmp_path: Path) -> None:
     ids = torch.tensor([[5, 10, 3]])
     with pytest.raises(ValueError, match="integer"):

@@ -27,6 +27,7 @@ class ECGShape:
     conv_channels: int
     conv_pos_kernel: int
     conv_pos_groups: int
+    conv_kernel: int = 2
 
 
 #: Shapes per size. ``small`` is the paper's encoder (spec §1.1: 8 × 768, 12 heads, FFN 3072, ≈ 62 M);
@@ -60,6 +61,10 @@ class ECGEncoderConfig:
         dropout: residual / input dropout (``dropout`` and ``dropout_input`` of the reference).
         attention_dropout: dropout on attention weights.
         feature_grad_mult: gradient multiplier on the conv feature extractor's output.
+        conv_kernel: kernel of the four stride-2 convolutions of the feature extractor (even; the
+            paper's 2 in every preset). A larger kernel overlaps neighbouring frames and pads so the
+            frames stay where kernel 2 puts them (:class:`~melp.models.ecg_encoder.ConvFeatureExtractor`);
+            only kernel 2 can be exported in the reference's format.
         init: initialisation of the transformer layers. ``"default"`` is the reference's (the
             fork of fairseq-signals removed ``init_bert_params``): q/k/v Xavier-uniform with gain
             1/sqrt(2), ``out_proj`` Xavier-uniform with zero bias, FFN PyTorch's default.
@@ -74,6 +79,7 @@ class ECGEncoderConfig:
     conv_channels: int | None = None
     conv_pos_kernel: int | None = None
     conv_pos_groups: int | None = None
+    conv_kernel: int | None = None
     in_leads: int = 12
     dropout: float = 0.1
     attention_dropout: float = 0.1
@@ -89,6 +95,10 @@ class ECGEncoderConfig:
         shape = replace(preset, **overrides)
         if shape.width % shape.heads:
             raise ValueError(f"ECG width {shape.width} is not divisible by its {shape.heads} heads")
+        if shape.conv_kernel < 2 or shape.conv_kernel % 2:
+            raise ValueError(
+                f"conv_kernel must be even and >= 2 (stride 2, symmetric padding), got {shape.conv_kernel}"
+            )
         if shape.width % shape.conv_pos_groups:
             raise ValueError(f"ECG width {shape.width} is not divisible by conv_pos_groups={shape.conv_pos_groups}")
         return shape
@@ -114,7 +124,9 @@ class TextEncoderConfig:
             (mean cosine 0.9995 after the demo's stage 1); the mean differs from report to report.
         locked: freeze the whole text encoder (BERT, embeddings and both projections), as LiT
             (Zhai et al., 2022) locks a pretrained tower: stage 2 then aligns the ECG side, the
-            decoder and the temperature with the text space of stage 1 instead of reshaping it.
+            decoder and the temperature with the text space of stage 1 instead of reshaping it. A
+            locked encoder stays in eval mode, so its dropout is off and a report always gets the
+            same states.
     """
 
     model_path: str = ""

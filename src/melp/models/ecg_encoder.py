@@ -1,7 +1,7 @@
 """The wav2vec2-style ECG encoder of spec §1.2, built without the unused pretraining heads.
 
-Conv feature extractor (4 × kernel 2 / stride 2, a 16× downsample) → LayerNorm + projection →
-convolutional positional encoding → post-LN transformer. No quantiser, no ``final_proj``, no mask
+Conv feature extractor (4 × kernel 2 / stride 2, a 16× downsample; ``conv_kernel`` widens the
+kernel) → LayerNorm + projection → convolutional positional encoding → post-LN transformer. No quantiser, no ``final_proj``, no mask
 embedding: every parameter is used, so DDP needs no ``find_unused_parameters`` (spec §9 item 23).
 
 Dims: B batch, C leads, T samples, N = T // 16 frames, D width.
@@ -28,11 +28,21 @@ DOWNSAMPLE = 16
 
 
 class ConvFeatureExtractor(nn.Module):
-    """Four bias-free Conv1d(k=2, s=2) blocks; GroupNorm (one group per channel, fp32) on the first."""
+    """Four bias-free Conv1d(k, s=2) blocks; GroupNorm (one group per channel, fp32) on the first.
 
-    def __init__(self, *, in_channels: int, channels: int) -> None:
+    ``kernel`` 2 is the paper's (no overlap, no padding). A larger even kernel pads ``(kernel - 2) / 2``
+    on each side, so every block still halves the length with floor and frame ``j`` stays centred
+    on samples ``[16 j, 16 (j + 1))``, while its receptive field grows from 16 samples to
+    ``1 + 15 (kernel - 1)`` (46 for kernel 4).
+    """
+
+    def __init__(self, *, in_channels: int, channels: int, kernel: int = 2) -> None:
         super().__init__()
-        convs = [nn.Conv1d(in_channels if i == 0 else channels, channels, 2, stride=2, bias=False) for i in range(4)]
+        pad = (kernel - 2) // 2
+        convs = [
+            nn.Conv1d(in_channels if i == 0 else channels, channels, kernel, stride=2, padding=pad, bias=False)
+            for i in range(4)
+        ]
         for conv in convs:
             nn.init.kaiming_normal_(conv.weight)
         self.convs = nn.ModuleList(convs)
@@ -115,7 +125,9 @@ class ECGEncoder(nn.Module):
         self.in_leads = config.in_leads
         self.width = shape.width
         self.feature_grad_mult = config.feature_grad_mult
-        self.feature_extractor = ConvFeatureExtractor(in_channels=config.in_leads, channels=shape.conv_channels)
+        self.feature_extractor = ConvFeatureExtractor(
+            in_channels=config.in_leads, channels=shape.conv_channels, kernel=shape.conv_kernel
+        )
         self.layer_norm = nn.LayerNorm(shape.conv_channels)
         self.post_extract_proj = nn.Linear(shape.conv_channels, shape.width)
         self.dropout_input = nn.Dropout(config.dropout)

@@ -91,11 +91,11 @@ def melp_training_flops(
     d, f, c = shape.width, shape.ffn_dim, shape.conv_channels
     count = _Counter()
 
-    # ECG tower: 4 convolutions k=2 s=2 (the first one's input needs no gradient), projection, positional conv
+    # ECG tower: 4 convolutions of stride 2 (the first one's input needs no gradient), projection, positional conv
     length, c_in = n * DOWNSAMPLE, config.ecg.in_leads
     for i in range(4):
         length //= 2
-        count.add("ecg", 2.0 * b * length * c * c_in * 2, 1.0 if i == 0 else 2.0)
+        count.add("ecg", 2.0 * b * length * c * c_in * shape.conv_kernel, 1.0 if i == 0 else 2.0)
         c_in = c
     count.add("ecg", _linear(b * n, c, d))
     k, groups = shape.conv_pos_kernel, shape.conv_pos_groups

@@ -70,8 +70,14 @@ class TextEncoder(nn.Module):
         self.sent_proj = nn.Linear(hidden, embed_dim)
         for layer in self.bert.encoder.layer[: config.n_frozen_layers]:
             layer.requires_grad_(False)
+        self.locked = config.locked
         if config.locked:
             self.requires_grad_(False)
+            self.eval()
+
+    def train(self, mode: bool = True) -> TextEncoder:
+        """Set the training mode; a locked encoder stays in eval mode (no dropout), as LiT's frozen tower."""
+        return super().train(mode and not self.locked)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Encode a padded batch ``[BOS] w1 … wn [SEP] [PAD] …`` (B, L).
