@@ -13,7 +13,8 @@ frames (:mod:`melp.report.alignment`), with the sentence → query link taken tw
 
 An ectopic beat's window is its QRS, onset to offset (the ground truth at the store's rate), or
 R ± :data:`FALLBACK_HALF_WIDTH_S` where a boundary is undefined. Frame ``n`` of a model at
-``fs`` Hz covers ``[16 n / fs, 16 (n + 1) / fs)`` seconds; a frame is *ectopic* when it overlaps
+``fs`` Hz covers ``[16 n / fs, 16 (n + 1) / fs)`` seconds, its stride window (a conv kernel above 2
+also lets it see around that window, centred on it); a frame is *ectopic* when it overlaps
 any window (store and model rates may differ: everything is mapped by time). Per sentence:
 
 - ``mass``: attention on the ectopic frames; ``share``: the fraction of frames that are ectopic

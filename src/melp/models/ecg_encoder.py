@@ -1,8 +1,9 @@
 """The wav2vec2-style ECG encoder of spec §1.2, built without the unused pretraining heads.
 
 Conv feature extractor (4 × kernel 2 / stride 2, a 16× downsample; ``conv_kernel`` widens the
-kernel) → LayerNorm + projection → convolutional positional encoding → post-LN transformer. No quantiser, no ``final_proj``, no mask
-embedding: every parameter is used, so DDP needs no ``find_unused_parameters`` (spec §9 item 23).
+kernel) → LayerNorm + projection → convolutional positional encoding → post-LN transformer. No
+quantiser, no ``final_proj``, no mask embedding: every parameter is used, so DDP needs no
+``find_unused_parameters`` (spec §9 item 23).
 
 Dims: B batch, C leads, T samples, N = T // 16 frames, D width.
 
