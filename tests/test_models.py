@@ -89,8 +89,8 @@ def test_ecg_encoder_frames_and_tail(samples: int) -> None:
 
 @pytest.mark.parametrize(("kernel", "first", "last"), [(2, 0, 15), (4, -15, 30), (6, -30, 45)])
 def test_conv_kernel_widens_the_receptive_field_around_the_same_frames(kernel: int, first: int, last: int) -> None:
-    """Frame j of kernel k sees samples [16 j + 8 - (15 k + 1) / 2, ...]: 1 + 15 (k - 1) samples
-    centred where kernel 2 centres the frame, and the frame count stays T // 16."""
+    """Frame j of kernel k sees samples 16 j − 7.5 (k − 2) … 16 j + 15 + 7.5 (k − 2): 1 + 15 (k − 1)
+    samples centred where kernel 2 centres the frame, and the frame count stays T // 16."""
     from melp.models.ecg_encoder import ConvFeatureExtractor
 
     torch.manual_seed(0)

@@ -149,14 +149,20 @@ def test_frozen_layers_and_no_mlm_head(model: MELP) -> None:
     assert bert.pooler is None
 
 
+def _micro_model_with_text(tmp_path: Path, *, locked: bool) -> MELP:
+    """A micro MELP on the micro text model written under ``tmp_path``, its text tower locked or not."""
+    build_micro_model(tmp_path)  # writes the text model directory
+    config = MELPConfig.preset("micro")
+    config.text.locked, config.text.n_frozen_layers, config.text.max_length = locked, 0, 64
+    return MELP.from_text_model(config=config, text_model_dir=tmp_path / "text")
+
+
 def test_a_locked_text_tower_gets_no_gradient_and_every_other_parameter_does(tmp_path: Path) -> None:
     from melp.losses import MELPLoss
     from tests.test_models import batch_for
 
-    build_micro_model(tmp_path)  # writes the text model directory
-    config = MELPConfig.preset("micro")
-    config.text.locked, config.text.n_frozen_layers, config.text.max_length = True, 0, 64
-    locked = MELP.from_text_model(config=config, text_model_dir=tmp_path / "text")
+    locked = _micro_model_with_text(tmp_path, locked=True)
+    config = locked.config
     assert not any(p.requires_grad for p in locked.text.parameters())
     batch = batch_for(locked)
     terms = MELPLoss(pad_id=config.text.pad_token_id)(
@@ -172,18 +178,14 @@ def test_a_locked_text_tower_stays_in_eval_mode_without_dropout(tmp_path: Path) 
     """Training mode reaches every module but the locked tower, whose states are then the same on every call."""
     from tests.test_models import batch_for
 
-    build_micro_model(tmp_path)
-    config = MELPConfig.preset("micro")
-    config.text.locked, config.text.n_frozen_layers, config.text.max_length = True, 0, 64
-    model = MELP.from_text_model(config=config, text_model_dir=tmp_path / "text").train()
+    model = _micro_model_with_text(tmp_path, locked=True).train()
     assert model.training and model.ecg_encoder.training and model.decoder.training
     assert not any(m.training for m in model.text.modules())
     assert model.text.bert.config.hidden_dropout_prob > 0
     batch = batch_for(model)
     first, second = (model.encode_text(batch["input_ids"], batch["attention_mask"]) for _ in range(2))
     assert torch.equal(first["token_embs"], second["token_embs"])
-    config.text.locked = False
-    trained = MELP.from_text_model(config=config, text_model_dir=tmp_path / "text").train()
+    trained = _micro_model_with_text(tmp_path, locked=False).train()
     assert trained.text.training and trained.text.bert.training
 
 

@@ -193,9 +193,10 @@ def export_state_dict(model: MELP) -> dict[str, torch.Tensor]:
             "ecg_encoder.post_extract_proj: the reference has no such projection when the conv channels equal "
             f"the width ({model.ecg_encoder.width}); this model cannot be written in the reference's naming"
         )
-    if model.config.ecg.shape().conv_kernel != 2:
+    kernel = model.config.ecg.shape().conv_kernel
+    if kernel != 2:
         raise ReferenceError(
-            f"model.ecg.conv_kernel={model.config.ecg.shape().conv_kernel}: the reference's conv feature extractor "
+            f"model.ecg.conv_kernel={kernel}: the reference's conv feature extractor "
             "has kernel 2 and no padding; this model cannot be written in the reference's format"
         )
     ours = {k: v.detach() for k, v in model.state_dict().items()}
