@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from melp.data.collate import ECGReportCollator
 from melp.models import MELP, MELPConfig, build_ecg_encoder, train_wordpiece_tokenizer
 from melp.models.config import ECG_PRESETS, ECGEncoderConfig
 from melp.models.ecg_encoder import EncoderLayer
-from melp.models.layers import AttentionalPooler
+from melp.models.layers import AttentionalPooler, attention
 from melp.models.tokenizer import build_bert_config, build_text_model_dir
 
 REPORTS = [
@@ -193,6 +194,20 @@ def test_attentional_pooler_weights_match_fast_path() -> None:
     assert none is None and attn is not None and attn.shape == (3, 5, 20)
     torch.testing.assert_close(attn.sum(-1), torch.ones(3, 5))
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_computes_in_float32_on_the_cpu(causal: bool) -> None:
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 9, 8) for _ in range(3))
+    assert torch.equal(attention(q, k, v, is_causal=causal), F.scaled_dot_product_attention(q, k, v, is_causal=causal))
+    half = [t.bfloat16().requires_grad_() for t in (q, k, v)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attention(*half, is_causal=causal)
+    expected = F.scaled_dot_product_attention(*(t.float() for t in half), is_causal=causal).bfloat16()
+    assert out.dtype == torch.bfloat16 and torch.equal(out, expected)
+    out.float().square().sum().backward()
+    assert all(t.grad is not None and t.grad.dtype == torch.bfloat16 and t.grad.isfinite().all() for t in half)
 
 
 def test_forward_shapes(model: MELP) -> None:

@@ -115,6 +115,38 @@ def test_lr_scales_give_a_prefix_its_own_groups_and_learning_rate() -> None:
     assert lrs[1.0] == pytest.approx(2e-3 * 0.5) and lrs[0.1] == pytest.approx(2e-4 * 0.5)  # warm-up step 2 of 4
 
 
+def test_cpu_optimizer_is_fused_and_updates_as_the_per_tensor_adamw() -> None:
+    from melp.train.optim import build_optimizer
+
+    torch.manual_seed(0)
+    model, reference = _Toy(), _Toy()
+    reference.load_state_dict(model.state_dict())
+    kwargs = {"lr": 1e-2, "weight_decay": 0.2, "betas": (0.9, 0.95), "eps": 1e-8}
+    fused = build_optimizer(model, **kwargs)  # type: ignore[arg-type]
+    assert fused.defaults["fused"]
+    groups = param_groups(reference, weight_decay=0.2)
+    loop = torch.optim.AdamW(groups, lr=1e-2, betas=(0.9, 0.95), eps=1e-8, foreach=False)
+    for _ in range(20):
+        for net in (model, reference):
+            net.zero_grad()
+            net.proj(net.norm(net.embed(torch.arange(3)) + net.queries)).square().sum().backward()
+            net.logit_scale.grad = torch.tensor(0.5)
+        fused.step()
+        loop.step()
+    for (name, p), q in zip(model.named_parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6, msg=name)
+
+
+def test_bf16_autocasts_on_the_cpu_only_with_amx() -> None:
+    from melp.train.loop import autocast
+
+    cpu = torch.device("cpu")
+    with autocast("bf16", cpu):
+        assert torch.is_autocast_enabled("cpu") == torch.cpu._is_amx_tile_supported()
+    with autocast("fp32", cpu):
+        assert not torch.is_autocast_enabled("cpu")
+
+
 def test_sampler_shards_partition_each_epoch_and_resume_offsets() -> None:
     shards = [ResumableDistributedSampler(num_samples=11, rank=r, world_size=3, seed=5) for r in range(3)]
     for s in shards:

@@ -13,11 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from melp.models.config import DecoderConfig
-from melp.models.layers import LayerNormFp32, merge_heads, split_heads
+from melp.models.layers import LayerNormFp32, attention, merge_heads, split_heads
 
 
 @dataclass
@@ -33,7 +32,7 @@ class DecoderCache:
 
 
 class Attention(nn.Module):
-    """Multi-head attention through ``scaled_dot_product_attention``."""
+    """Multi-head attention through ``scaled_dot_product_attention`` (:func:`~melp.models.layers.attention`)."""
 
     def __init__(self, *, width: int, heads: int, out_std: float) -> None:
         super().__init__()
@@ -59,7 +58,7 @@ class Attention(nn.Module):
         mask, is_causal = None, causal and n_q > 1 and n_q == n_k
         if causal and 1 < n_q < n_k:
             mask = torch.ones(n_q, n_k, dtype=torch.bool, device=x.device).tril(n_k - n_q)  # (L, N)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)  # (B, h, L, Dh)
+        out = attention(q, k, v, attn_mask=mask, is_causal=is_causal)  # (B, h, L, Dh)
         return self.out_proj(merge_heads(out))
 
 

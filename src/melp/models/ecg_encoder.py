@@ -22,7 +22,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from torch.utils.checkpoint import checkpoint
 
 from melp.models.config import ECGEncoderConfig, ECGShape
-from melp.models.layers import grad_multiply, merge_heads, split_heads
+from melp.models.layers import attention, grad_multiply, merge_heads, split_heads
 
 #: Samples per output frame of the conv feature extractor (4 stride-2 convolutions).
 DOWNSAMPLE = 16
@@ -111,7 +111,7 @@ class EncoderLayer(nn.Module):
         """(B, N, D) → (B, N, D)."""
         q, k, v = (split_heads(t, self.heads) for t in self.qkv(x).chunk(3, dim=-1))  # (B, H, N, Dh) each
         p = self.attention_dropout if self.training else 0.0
-        attn = merge_heads(F.scaled_dot_product_attention(q, k, v, dropout_p=p))  # (B, N, D)
+        attn = merge_heads(attention(q, k, v, dropout_p=p))  # (B, N, D)
         x = self.attn_norm(x + self.dropout(self.out_proj(attn)))
         h = F.gelu(self.fc1(x).float()).to(x.dtype)  # GELU in fp32, as the reference
         return self.ffn_norm(x + self.dropout(self.fc2(h)))

@@ -1,4 +1,4 @@
-"""Shared building blocks: the attentional pooler of spec §1.3, gradient scaling of §1.2, fp32 norms.
+"""Shared building blocks: the attentional pooler of spec §1.3, gradient scaling of §1.2, fp32 norms, attention.
 
 Dims: B batch, Q queries, N context tokens, D width, H heads.
 """
@@ -51,6 +51,21 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(b, n, h * dh)
 
 
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` (B, H, L, Dh) → (B, H, L, Dh), computed in float32 on the CPU.
+
+    On the CPU, bf16 autocast would run it in bf16, whose backward pass (torch 2.13's CPU flash
+    attention) is ~13× slower than float32's and made a third of a ``tiny`` training step
+    (docs/performance.md, "bf16 on the CPU"); the result is cast back to the inputs' dtype. On CUDA it
+    runs as given. ``kwargs`` are those of ``scaled_dot_product_attention``.
+    """
+    if q.device.type != "cpu" or q.dtype == torch.float32:
+        return F.scaled_dot_product_attention(q, k, v, **kwargs)
+    with torch.autocast("cpu", enabled=False):
+        out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), **kwargs)
+    return out.to(q.dtype)
+
+
 class AttentionalPooler(nn.Module):
     """Learned queries cross-attending to a context (open_clip's ``AttentionalPooler``, spec §1.3).
 
@@ -86,7 +101,7 @@ class AttentionalPooler(nn.Module):
         k = split_heads(self.k_proj(ctx), self.heads)  # (B, H, N, Dh)
         v = split_heads(self.v_proj(ctx), self.heads)  # (B, H, N, Dh)
         if not return_weights:
-            out = F.scaled_dot_product_attention(q, k, v)  # (B, H, Q, Dh)
+            out = attention(q, k, v)  # (B, H, Q, Dh)
             return self.out_proj(merge_heads(out)), None
         attn = torch.softmax((q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5, dim=-1)  # (B, H, Q, N)
         out = attn @ v  # (B, H, Q, Dh)

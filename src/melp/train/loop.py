@@ -3,7 +3,7 @@
 One plain PyTorch loop serves one CPU, one GPU and ``torchrun`` jobs on many GPUs and nodes:
 DDP without ``find_unused_parameters``, gradient accumulation under ``no_sync`` (per micro-batch, or
 exact over the window: :mod:`melp.train.grad_cache`), activation checkpointing, clipping, bf16
-autocast on CUDA only, the logit scale clamped after every step, atomic checkpoints with the
+autocast on CUDA and on CPUs with AMX (:func:`bf16_autocast_available`), the logit scale clamped after every step, atomic checkpoints with the
 exact data position, zero-shot validation on predictions gathered from every rank (not averaged
 per rank, and without duplicated records), best checkpoint and early stopping. A non-finite loss
 or gradient skips the step on every rank at once (the decision is all-reduced, so no rank waits
@@ -101,10 +101,19 @@ class MetricsLogger:
             self.writer.close()
 
 
+def bf16_autocast_available(device: torch.device) -> bool:
+    """Whether bf16 autocast pays on ``device``: every CUDA device, and CPUs with AMX tiles.
+
+    A CPU without AMX has no bf16 matrix unit, and bf16 autocast makes a step slower there than fp32
+    (docs/performance.md, "bf16 on the CPU").
+    """
+    return device.type == "cuda" or (device.type == "cpu" and torch.cpu._is_amx_tile_supported())
+
+
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on CUDA when ``precision == "bf16"``; fp32 otherwise (CPU bf16 is slower without AMX)."""
-    if precision == "bf16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast when ``precision == "bf16"`` and :func:`bf16_autocast_available`; fp32 otherwise."""
+    if precision == "bf16" and bf16_autocast_available(device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -186,8 +195,8 @@ class Pretrainer:
         self._window: list[dict[str, float]] = []
         self._window_start = time.perf_counter()
         self._last_val_step = -1
-        if tc.precision == "bf16" and env.device.type != "cuda":
-            logger.info("precision bf16 autocasts on CUDA only; this CPU run computes in fp32")
+        if tc.precision == "bf16" and not bf16_autocast_available(env.device):
+            logger.info("precision bf16: this CPU has no AMX, so the run computes in fp32")
 
     def resume(self) -> bool:
         """Restore weights, optimizer, scheduler, counters and RNG states from the newest checkpoint."""
