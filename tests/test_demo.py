@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from melp.cli.demo import evaluations, make_plan
+from melp.cli.demo import TIMING_STEPS, _fit_length, evaluations, fit_steps, make_plan
 from melp.cli.main import build_parser, main
 from melp.report import format_cell
 
@@ -40,6 +41,25 @@ def test_plan_rejects_partial_store_sets(tmp_path: Path) -> None:
         _plan(tmp_path, "--train", str(tmp_path))
 
 
+def test_stage2_length_fits_the_budget_in_multiples_of_50() -> None:
+    assert fit_steps(budget_s=300, seconds_per_step=0.2, most=1400, least=100) == 1400  # 1500 fit
+    assert fit_steps(budget_s=300, seconds_per_step=0.8, most=1400, least=100) == 350  # 375 fit
+    assert fit_steps(budget_s=300, seconds_per_step=5.0, most=1400, least=100) == 100  # never below the least
+    with pytest.raises(ValueError, match="positive"):
+        fit_steps(budget_s=300, seconds_per_step=0.0, most=1400, least=100)
+
+
+def test_tiny_plan_is_fitted_unless_steps_are_given(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["demo", "--out", str(tmp_path / "demo")])
+    plan = make_plan(args)
+    assert plan.stage2_budget_s is not None and plan.max_steps == plan.steps
+    fixed = make_plan(build_parser().parse_args(["demo", "--out", str(tmp_path / "demo"), "--steps", "30"]))
+    assert (fixed.steps, fixed.stage2_budget_s, fixed.max_steps) == (30, None, None)
+    assert fixed.length_text() == "30 steps (fixed)"
+    with pytest.raises(ValueError, match="--steps"):
+        make_plan(build_parser().parse_args(["demo", "--out", str(tmp_path / "demo"), "--steps", "0"]))
+
+
 @pytest.mark.slow
 def test_micro_demo_end_to_end(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     out = tmp_path / "demo"
@@ -66,3 +86,13 @@ def test_micro_demo_end_to_end(tmp_path: Path, caplog: pytest.LogCaptureFixture)
         assert main(argv) == 0  # a second run resumes: every step is found done
     skipped = [r.getMessage() for r in caplog.records if "already done" in r.getMessage()]
     assert len(skipped) == 3 + 2 + len(evaluations(plan))
+    # the budget fit on this machine: the timed pace is kept, the scratch run is gone, the length is capped
+    timed = dataclasses.replace(plan, stage2_budget_s=1e6, max_steps=8, min_steps=1)
+    _fit_length(timed)
+    pace = json.loads(timed.timing_file.read_text())
+    assert pace["steps"] == TIMING_STEPS and pace["seconds_per_step"] == timed.seconds_per_step > 0
+    assert timed.steps == 8 and "full length" in timed.length_text() and not (out / "stage2_timing").exists()
+    short = dataclasses.replace(timed, stage2_budget_s=timed.seconds_per_step * 60, max_steps=1000, min_steps=1)
+    _fit_length(short)  # the kept pace is reused, not timed again
+    assert short.seconds_per_step == timed.seconds_per_step and short.steps == 50
+    assert "of the preset's 1000 steps" in short.length_text()

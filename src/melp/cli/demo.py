@@ -4,7 +4,9 @@ Steps, each skipped when its output already exists so an interrupted demo resume
 
 1. synthesise train / val / test stores (different seeds; or use ``--train/--val/--test`` stores);
 2. stage 1: WordPiece tokenizer + BERT masked-LM on the training reports (``melp pretrain-text``);
-3. stage 2: MELP pretraining with a preset (``melp pretrain``);
+3. stage 2: MELP pretraining with a preset (``melp pretrain``); without ``--steps``, a preset with a
+   stage-2 time budget first times a few steps, and a machine too slow for the preset's length in
+   that budget trains fewer (:func:`fit_steps`; the report says how many and why);
 4. evaluation on the test store, pretrained model and random-encoder baseline: zero-shot,
    linear probe at 1 / 10 / 100 %, retrieval, report generation;
 5. ``report.md`` and a self-contained ``report.html`` (:mod:`melp.report`).
@@ -19,6 +21,7 @@ import argparse
 import json
 import logging
 import resource
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,6 +34,8 @@ HELP = "run the whole pipeline on the synthetic corpus (synth → pretrain → e
 logger = logging.getLogger(__name__)
 
 PROBE_FRACTIONS = (0.01, 0.1, 1.0)
+TIMING_STEPS = 20  # stage-2 steps timed to fit the preset's budget (DemoSize.stage2_budget_s)
+TIMING_LOG_EVERY = 5
 INTERRUPTED = 130  # exit status of a subcommand stopped by Ctrl-C (melp.cli.main)
 RANDOM = "random encoder"
 TRAINED = "MELP"
@@ -38,7 +43,14 @@ TRAINED = "MELP"
 
 @dataclass(frozen=True)
 class DemoSize:
-    """Data size and training length of a preset (chosen to fit the 10-minute, 2-core budget)."""
+    """Data size and training length of a preset (chosen to fit the 8-minute, 2-core budget).
+
+    Attributes:
+        steps: stage-2 optimizer steps: all of them on a machine fast enough for ``stage2_budget_s``.
+        stage2_budget_s: without ``--steps``, the demo first times :data:`TIMING_STEPS` training steps
+            and, where ``steps`` would take longer than this, trains fewer (at least ``min_steps``);
+            ``None``: always ``steps``.
+    """
 
     n_train: int
     n_eval: int
@@ -47,6 +59,8 @@ class DemoSize:
     generate: int
     contrastive_steps: int = 0
     overrides: tuple[str, ...] = ()
+    stage2_budget_s: float | None = None
+    min_steps: int = 100
 
 
 #: ``tiny`` is the ``make demo`` default; ``micro`` is the smoke-test scale.
@@ -56,9 +70,10 @@ SIZES: dict[str, DemoSize] = {
         n_eval=500,
         text_steps=100,
         contrastive_steps=50,
-        steps=700,
+        steps=1400,
         generate=50,
-        overrides=("training.val_every=175",),
+        overrides=("training.val_every=350",),
+        stage2_budget_s=300.0,
     ),
     "micro": DemoSize(n_train=300, n_eval=60, text_steps=20, contrastive_steps=10, steps=30, generate=8),
 }
@@ -87,6 +102,10 @@ class DemoPlan:
     synthesise: bool
     baseline: bool = True
     overrides: list[str] = field(default_factory=list)
+    max_steps: int | None = None
+    stage2_budget_s: float | None = None
+    min_steps: int = 100
+    seconds_per_step: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     cpu_times: dict[str, float] = field(default_factory=dict)
 
@@ -115,6 +134,23 @@ class DemoPlan:
         return resolve_model_dir(self.run_dir)
 
     @property
+    def timing_file(self) -> Path:
+        """Where the timed stage-2 steps' result is kept (``seconds_per_step``), so a rerun keeps its length."""
+        return self.out / "stage2_timing.json"
+
+    def length_text(self) -> str:
+        """How the stage-2 length was chosen, for the report."""
+        if self.seconds_per_step is None or self.stage2_budget_s is None or self.max_steps is None:
+            return f"{self.steps} steps (fixed)"
+        pace = f"this machine: {self.seconds_per_step:.2f} s a step, timed over {TIMING_STEPS} steps"
+        if self.steps >= self.max_steps:
+            return f"{self.steps} steps, the preset's full length ({pace}; budget {self.stage2_budget_s:g} s)"
+        return (
+            f"{self.steps} of the preset's {self.max_steps} steps, to fit stage 2 into {self.stage2_budget_s:g} s "
+            f"({pace}; `--steps N` sets the length)"
+        )
+
+    @property
     def eval_dir(self) -> Path:
         return self.out / "eval"
 
@@ -141,7 +177,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--n", type=int, default=None, help="synthetic training records (val and test get n/5 each unless --n-eval)"
     )
     parser.add_argument("--n-eval", type=int, default=None, help="synthetic validation and test records each")
-    parser.add_argument("--steps", type=int, default=None, help="stage-2 optimizer steps (default: the preset's)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="stage-2 optimizer steps (default: the preset's, fewer where a timing of 20 steps says they would "
+        "not fit the preset's stage-2 time budget on this machine)",
+    )
     parser.add_argument("--text-steps", type=int, default=None, help="stage-1 masked-LM steps (default: the preset's)")
     parser.add_argument(
         "--contrastive-steps",
@@ -184,9 +226,12 @@ def make_plan(args: argparse.Namespace) -> DemoPlan:
     from melp.configs import preset_path
     from melp.train.config import load_pretrain_config
 
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be at least 1 (got {args.steps})")
     config = preset_path(args.preset)
     overrides = [f"model.seconds={args.seconds:g}", *size.overrides, *args.overrides]
     model = load_pretrain_config(config, overrides).model  # checks the overrides before any work
+    fitted = args.steps is None and size.stage2_budget_s is not None
     return DemoPlan(
         out=out,
         preset=args.preset,
@@ -207,6 +252,9 @@ def make_plan(args: argparse.Namespace) -> DemoPlan:
         synthesise=not all(given.values()),
         baseline=not args.no_baseline,
         overrides=overrides,
+        max_steps=size.steps if fitted else None,
+        stage2_budget_s=size.stage2_budget_s if fitted else None,
+        min_steps=size.min_steps,
     )
 
 
@@ -255,6 +303,52 @@ def _pretrain_text(plan: DemoPlan) -> None:
     argv = ["pretrain-text", "--train", str(plan.stores["train"]), "--out", str(plan.text_model)]
     argv += ["--max-steps", str(plan.text_steps), f"size={plan.preset}", f"contrastive_steps={plan.contrastive_steps}"]
     _step(plan, "stage 1: text pretraining", (plan.text_model / "tokenizer.json").is_file(), partial(_melp, argv))
+
+
+def fit_steps(*, budget_s: float, seconds_per_step: float, most: int, least: int, multiple: int = 50) -> int:
+    """The stage-2 length for a machine: ``most`` if it fits ``budget_s``, else the largest multiple of
+    ``multiple`` that does, never below ``least``."""
+    if not (seconds_per_step > 0 and budget_s > 0):
+        raise ValueError(f"budget ({budget_s}) and seconds per step ({seconds_per_step}) must be positive")
+    fit = int(budget_s / seconds_per_step) // multiple * multiple
+    return max(least, min(most, fit))
+
+
+def _time_steps(plan: DemoPlan) -> None:
+    """Run :data:`TIMING_STEPS` stage-2 steps in a scratch run and keep their median pace (the first
+    :data:`TIMING_LOG_EVERY` steps, which include the warm-up, are left out)."""
+    import shutil
+
+    from melp.train.config import load_pretrain_config
+
+    scratch = plan.out / "stage2_timing"
+    shutil.rmtree(scratch, ignore_errors=True)
+    argv = ["pretrain", "--config", str(plan.config), "--train", str(plan.stores["train"])]
+    argv += ["--text-model", str(plan.text_model), "--out", str(scratch), "--max-steps", str(TIMING_STEPS)]
+    argv += [*plan.overrides, f"training.log_every={TIMING_LOG_EVERY}", "training.save_every=0"]
+    _melp(argv)
+    lines = (scratch / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    paces = [r["pairs_per_s"] for r in map(json.loads, lines) if r.get("split") == "train" and "pairs_per_s" in r]
+    if len(paces) < 2:
+        raise RuntimeError(f"the timing run logged {len(paces)} paces in {scratch / 'metrics.jsonl'}, expected 2+")
+    cfg = load_pretrain_config(plan.config, plan.overrides)
+    pairs_per_step = cfg.data.batch_size * cfg.training.grad_accum
+    seconds = pairs_per_step / statistics.median(paces[1:])
+    plan.timing_file.write_text(json.dumps({"seconds_per_step": seconds, "steps": TIMING_STEPS}) + "\n")
+    shutil.rmtree(scratch)
+
+
+def _fit_length(plan: DemoPlan) -> None:
+    """Shorten stage 2 where the preset's length would not fit its time budget on this machine."""
+    if plan.stage2_budget_s is None or plan.max_steps is None:
+        return
+    _step(plan, "stage 2: timing steps", plan.timing_file.is_file(), partial(_time_steps, plan))
+    plan.seconds_per_step = float(json.loads(plan.timing_file.read_text(encoding="utf-8"))["seconds_per_step"])
+    plan.steps = fit_steps(
+        budget_s=plan.stage2_budget_s, seconds_per_step=plan.seconds_per_step, most=plan.max_steps, least=plan.min_steps
+    )
+    plan.save()
+    logger.info("[demo] stage-2 length: %s", plan.length_text())
 
 
 def _pretrain(plan: DemoPlan) -> None:
@@ -349,6 +443,21 @@ def _time_text(plan: DemoPlan, name: str) -> str:
     return f"{plan.timings[name]:.1f} s" + (f" (CPU {cpu:.1f} s)" if cpu is not None else "")
 
 
+def _precision_text(plan: DemoPlan) -> str:
+    """The arithmetic stage 2 ran in on this machine (the loop's rule, :func:`melp.train.loop.autocast`)."""
+    import torch
+
+    from melp.train.config import load_pretrain_config
+    from melp.train.loop import bf16_autocast_available
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if load_pretrain_config(plan.config, plan.overrides).training.precision != "bf16":
+        return "fp32"
+    if bf16_autocast_available(device):
+        return f"bf16 autocast ({'CUDA' if device.type == 'cuda' else 'this CPU has AMX'}), fp32 weights and losses"
+    return "fp32 (the preset asks for bf16, which pays only on CUDA and on CPUs with AMX)"
+
+
 def _report(plan: DemoPlan) -> None:
     from melp.report import ReportInputs, ResultEntry, build_report
 
@@ -367,6 +476,8 @@ def _report(plan: DemoPlan) -> None:
             "stage-1 steps (masked-LM + sentence-report contrastive) / stage-2 steps",
             f"{plan.text_steps} + {plan.contrastive_steps} / {plan.steps}",
         ),
+        ("stage-2 length", plan.length_text()),
+        ("stage-2 precision", _precision_text(plan)),
         ("generated reports (beam search)", str(plan.n_generate)),
         ("pretrain overrides", " ".join(plan.overrides)),
         (
@@ -423,6 +534,7 @@ def run(args: argparse.Namespace) -> int:
     if plan.synthesise:
         _synthesise(plan)
     _pretrain_text(plan)
+    _fit_length(plan)
     _pretrain(plan)
     _evaluate(plan)
     _step(plan, "report", False, partial(_report, plan))
