@@ -87,17 +87,22 @@ def main() -> int:
     parser.add_argument("--preset", default="tiny", help="demo preset (default tiny)")
     parser.add_argument("--n", type=int, default=None, help="training records (default: the preset's)")
     parser.add_argument("--n-eval", type=int, default=None, help="validation and test records (default: the preset's)")
-    parser.add_argument("--steps", type=int, default=None, help="stage-2 steps per variant (default: the preset's)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="stage-2 steps per variant (default: the preset's full length)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="micro preset, a few steps (checks the wiring)")
     args = parser.parse_args()
     if args.quick:
         args.preset, args.n, args.n_eval, args.steps = "micro", args.n or 60, args.n_eval or 20, args.steps or 4
 
+    from melp.cli.demo import SIZES
     from melp.cli.main import main as melp
 
+    # every variant gets the same stage-2 length: the preset's full length, never one fitted per run
+    args.steps = args.steps or SIZES[args.preset].steps
     sizes = [*(["--n", str(args.n)] if args.n else []), *(["--n-eval", str(args.n_eval)] if args.n_eval else [])]
-    steps = ["--steps", str(args.steps)] if args.steps else []
+    steps = ["--steps", str(args.steps)]
     data = args.out / "all" / "data"
     results: dict[str, dict[str, dict[str, Any]]] = {}
     timings: dict[str, float] = {}
