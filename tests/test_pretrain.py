@@ -138,7 +138,7 @@ def test_cpu_optimizer_is_fused_and_updates_as_the_per_tensor_adamw() -> None:
 
 
 def test_bf16_autocasts_on_the_cpu_only_with_amx() -> None:
-    from melp.train.loop import autocast
+    from melp.train.precision import autocast
 
     cpu = torch.device("cpu")
     with autocast("bf16", cpu):

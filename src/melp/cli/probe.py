@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save-scores", type=Path, help="CSV of every test record's scores (one file per fraction: _0, _1, ...)"
     )
-    add_common_args(parser)
+    add_common_args(parser, precision=True)
 
 
 def run(args: argparse.Namespace) -> int:

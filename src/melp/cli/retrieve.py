@@ -18,7 +18,7 @@ HELP = "ECG↔report retrieval on a store with reports: Recall@1/5/10 and median
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     parser.add_argument("--test", required=True, metavar="STORE[:SPLIT]", help="store with reports")
-    add_common_args(parser, task=False)
+    add_common_args(parser, task=False, precision=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save-scores", type=Path, help="CSV of every record's scores (id, labels, one column per class)"
     )
-    add_common_args(parser)
+    add_common_args(parser, precision=True)
 
 
 def run(args: argparse.Namespace) -> int:

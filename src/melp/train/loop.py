@@ -47,6 +47,7 @@ from melp.train.checkpoint import (
 from melp.train.config import PretrainConfig
 from melp.train.grad_cache import exact_accumulation_step
 from melp.train.optim import build_optimizer
+from melp.train.precision import autocast, bf16_autocast_available
 from melp.train.sampler import EpochSeededDataset, ResumableDistributedSampler
 from melp.train.schedule import build_scheduler
 
@@ -99,22 +100,6 @@ class MetricsLogger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-
-
-def bf16_autocast_available(device: torch.device) -> bool:
-    """Whether bf16 autocast pays on ``device``: every CUDA device, and CPUs with AMX tiles.
-
-    A CPU without AMX has no bf16 matrix unit, and bf16 autocast makes a step slower there than fp32
-    (docs/performance.md, "bf16 on the CPU").
-    """
-    return device.type == "cuda" or (device.type == "cpu" and torch.cpu._is_amx_tile_supported())
-
-
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast when ``precision == "bf16"`` and :func:`bf16_autocast_available`; fp32 otherwise."""
-    if precision == "bf16" and bf16_autocast_available(device):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 class Pretrainer:
