@@ -73,7 +73,7 @@ SIZES: dict[str, DemoSize] = {
         steps=1400,
         generate=50,
         overrides=("training.val_every=350",),
-        stage2_budget_s=270.0,
+        stage2_budget_s=240.0,
     ),
     "micro": DemoSize(n_train=300, n_eval=60, text_steps=20, contrastive_steps=10, steps=30, generate=8),
 }
