@@ -14,7 +14,6 @@ transform. Median of ``--repeats`` steps after one warm-up step.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import tempfile
 import time
@@ -47,13 +46,13 @@ def main() -> int:
     from melp.models import MELP
     from melp.train.config import TextPretrainConfig, load_pretrain_config
     from melp.train.optim import build_optimizer
-    from melp.train.precision import autocast
+    from melp.train.precision import autocast, bf16_autocast_available
     from melp.train.text_pretrain import train_text_encoder
 
     cfg = load_pretrain_config(resolve_config(args.preset))
     precision = args.precision or cfg.training.precision
-    cast = autocast(precision, torch.device("cpu"))  # bf16 only where it pays (CUDA, AMX CPUs)
-    effective = "fp32" if isinstance(cast, contextlib.nullcontext) else "bf16"
+    # bf16 only where it pays (CUDA, AMX CPUs)
+    effective = "bf16" if precision == "bf16" and bf16_autocast_available(torch.device("cpu")) else "fp32"
     batch = cfg.data.batch_size
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -97,6 +97,8 @@ class DemoPlan:
     steps: int
     n_generate: int
     generate_max_length: int
+    precision: str
+    pairs_per_step: int
     task: str
     stores: dict[str, Path]
     synthesise: bool
@@ -132,13 +134,6 @@ class DemoPlan:
         from melp.train.checkpoint import resolve_model_dir
 
         return resolve_model_dir(self.run_dir)
-
-    @property
-    def precision(self) -> str:
-        """The preset's (and overrides') ``training.precision``: stage 2 and the embedding passes use it."""
-        from melp.train.config import load_pretrain_config
-
-        return load_pretrain_config(self.config, self.overrides).training.precision
 
     @property
     def timing_file(self) -> Path:
@@ -237,7 +232,8 @@ def make_plan(args: argparse.Namespace) -> DemoPlan:
         raise ValueError(f"--steps must be at least 1 (got {args.steps})")
     config = preset_path(args.preset)
     overrides = [f"model.seconds={args.seconds:g}", *size.overrides, *args.overrides]
-    model = load_pretrain_config(config, overrides).model  # checks the overrides before any work
+    cfg = load_pretrain_config(config, overrides)  # checks the overrides before any work
+    model = cfg.model
     fitted = args.steps is None and size.stage2_budget_s is not None
     return DemoPlan(
         out=out,
@@ -254,6 +250,8 @@ def make_plan(args: argparse.Namespace) -> DemoPlan:
         steps=args.steps if args.steps is not None else size.steps,
         n_generate=size.generate,
         generate_max_length=model.text.max_length,
+        precision=cfg.training.precision,
+        pairs_per_step=cfg.data.batch_size * cfg.training.grad_accum,
         task=args.task,
         stores=stores,
         synthesise=not all(given.values()),
@@ -326,8 +324,6 @@ def _time_steps(plan: DemoPlan) -> None:
     :data:`TIMING_LOG_EVERY` steps, which include the warm-up, are left out)."""
     import shutil
 
-    from melp.train.config import load_pretrain_config
-
     scratch = plan.out / "stage2_timing"
     shutil.rmtree(scratch, ignore_errors=True)
     argv = ["pretrain", "--config", str(plan.config), "--train", str(plan.stores["train"])]
@@ -338,9 +334,7 @@ def _time_steps(plan: DemoPlan) -> None:
     paces = [r["pairs_per_s"] for r in map(json.loads, lines) if r.get("split") == "train" and "pairs_per_s" in r]
     if len(paces) < 2:
         raise RuntimeError(f"the timing run logged {len(paces)} paces in {scratch / 'metrics.jsonl'}, expected 2+")
-    cfg = load_pretrain_config(plan.config, plan.overrides)
-    pairs_per_step = cfg.data.batch_size * cfg.training.grad_accum
-    seconds = pairs_per_step / statistics.median(paces[1:])
+    seconds = plan.pairs_per_step / statistics.median(paces[1:])
     plan.timing_file.write_text(json.dumps({"seconds_per_step": seconds, "steps": TIMING_STEPS}) + "\n")
     shutil.rmtree(scratch)
 

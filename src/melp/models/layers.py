@@ -56,7 +56,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs: Any) 
 
     On the CPU, bf16 autocast would run it in bf16, whose backward pass (torch 2.13's CPU flash
     attention) is ~13× slower than float32's and made a third of a ``tiny`` training step
-    (docs/performance.md, "bf16 on the CPU"); the result is cast back to the inputs' dtype. On CUDA it
+    (docs/performance.md, "Speed per step"); the result is cast back to the inputs' dtype. On CUDA it
     runs as given. ``kwargs`` are those of ``scaled_dot_product_attention``.
     """
     if q.device.type != "cpu" or q.dtype == torch.float32:

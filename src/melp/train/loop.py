@@ -3,8 +3,8 @@
 One plain PyTorch loop serves one CPU, one GPU and ``torchrun`` jobs on many GPUs and nodes:
 DDP without ``find_unused_parameters``, gradient accumulation under ``no_sync`` (per micro-batch, or
 exact over the window: :mod:`melp.train.grad_cache`), activation checkpointing, clipping, bf16
-autocast on CUDA and on CPUs with AMX (:func:`bf16_autocast_available`), the logit scale clamped after every step, atomic checkpoints with the
-exact data position, zero-shot validation on predictions gathered from every rank (not averaged
+autocast on CUDA and on CPUs with AMX (:func:`bf16_autocast_available`), the logit scale clamped
+after every step, atomic checkpoints with the exact data position, zero-shot validation on predictions gathered from every rank (not averaged
 per rank, and without duplicated records), best checkpoint and early stopping. A non-finite loss
 or gradient skips the step on every rank at once (the decision is all-reduced, so no rank waits
 in a collective the others never reach; the LR schedule counts updates, so it does not advance);

@@ -12,7 +12,7 @@ def bf16_autocast_available(device: torch.device) -> bool:
     """Whether bf16 autocast pays on ``device``: every CUDA device, and CPUs with AMX tiles.
 
     A CPU without AMX has no bf16 matrix unit, and bf16 autocast makes a step slower there than fp32
-    (docs/performance.md, "bf16 on the CPU").
+    (docs/performance.md, "Speed per step").
     """
     return device.type == "cuda" or (device.type == "cpu" and torch.cpu._is_amx_tile_supported())
 
